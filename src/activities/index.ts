@@ -1,0 +1,35 @@
+// Every activity, grouped by the external system it touches, merged for registration.
+// Workflows `import type { Activities }` and call them through proxyActivities.
+import type { Plan } from '../domain/plan.ts';
+import { createDnsActivities } from './dns.ts';
+import { createKubernetesActivities } from './kubernetes.ts';
+import { createNotifyActivities } from './notify.ts';
+import { createPlanActivities } from './plan.ts';
+import type { DnsZone } from './ports/dns-zone.ts';
+import type { Environment } from './ports/environment.ts';
+import type { KubernetesCluster } from './ports/kubernetes-cluster.ts';
+import type { ObjectStore } from './ports/object-store.ts';
+import { createPostgresActivities } from './postgres.ts';
+import { createStorageActivities, type StorageLocationName } from './storage.ts';
+
+export interface ActivityDeps {
+  plan: Plan;
+  env: Environment;
+  stores: Partial<Record<StorageLocationName, ObjectStore>>;
+  zone?: DnsZone;
+  clusters: Record<string, KubernetesCluster>;
+  fetch?: typeof fetch;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createPlanActivities(deps),
+    ...createPostgresActivities(deps),
+    ...createStorageActivities(deps),
+    ...createDnsActivities(deps),
+    ...createKubernetesActivities(deps),
+    ...createNotifyActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,26 @@
+// One module owns every workflow id (and, as backups arrive, every storage key). Ids derive from
+// business names so that a repeated start is recognised as the same operation.
+
+export const workflowIds = {
+  /** Doctor runs are independent; the time keeps them apart and sortable. */
+  doctor: (plan: string, at: Date) => `doctor-${plan}-${at.toISOString().replace(/[:.]/g, '-')}`,
+};
+
+/** Key of the object the doctor writes and deletes to prove a bucket is writable. */
+export function doctorProbeKey(prefix: string, runId: string): string {
+  return joinKey(prefix, '.lifeboat-doctor', `${runId}.probe`);
+}
+
+export function joinKey(...parts: string[]): string {
+  return parts
+    .map((p) => p.replace(/^\/+|\/+$/g, ''))
+    .filter(Boolean)
+    .join('/');
+}
+
+/** Bucket and prefix of an `s3://bucket/prefix` URL. */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+  if (!m) throw new Error(`not an s3:// URL: ${url}`);
+  return { bucket: m[1]!, prefix: m[2]!.replace(/\/+$/, '') };
+}

@@ -1,0 +1,76 @@
+// The composition root: reads the plan and the environment, builds real clients, and runs the
+// workers of one region — `lifeboat` (workflows and region-agnostic activities) and
+// `lifeboat-<region>` (activities that must run where that region's systems are).
+import { createRequire } from 'node:module';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString } from '@temporalio/worker';
+import { createActivities } from '../activities/index.ts';
+import { regionTaskQueue, type Plan } from '../domain/plan.ts';
+import { TypedErrorInterceptor } from './error-interceptor.ts';
+import { buildActivityDeps } from './clients.ts';
+import { temporalTarget } from './temporal-connection.ts';
+
+export const SHARED_TASK_QUEUE = 'lifeboat';
+
+export interface WorkerOptions {
+  plan: Plan;
+  region: string;
+  /** Prometheus endpoint, e.g. 127.0.0.1:9464; none when undefined. */
+  metricsAddress?: string;
+  env?: NodeJS.ProcessEnv;
+  log?: (line: string) => void;
+}
+
+const require = createRequire(import.meta.url);
+
+export async function runWorker(opts: WorkerOptions): Promise<void> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+  const target = temporalTarget(env);
+  // The Runtime is process-wide and must be installed before the first connection.
+  Runtime.install({
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
+      ...(opts.metricsAddress ? { metrics: { prometheus: { bindAddress: opts.metricsAddress } } } : {}),
+    },
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+  });
+  const connection = await NativeConnection.connect(target.connectionOptions);
+  try {
+    const activities = createActivities(buildActivityDeps(opts.plan, env));
+    const interceptors = { activity: [() => ({ inbound: new TypedErrorInterceptor() })] };
+    const common = {
+      connection,
+      namespace: target.namespace,
+      activities,
+      interceptors,
+      // In-flight activities get this long to finish (or heartbeat) after SIGINT/SIGTERM.
+      shutdownGraceTime: '20s',
+    };
+    const workflowBundle = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows/index.ts'),
+      logger: quietBundlerLogger,
+    });
+    const regionQueue = regionTaskQueue(opts.plan, opts.region);
+    const workers = await Promise.all([
+      Worker.create({ ...common, taskQueue: SHARED_TASK_QUEUE, workflowBundle }),
+      Worker.create({ ...common, taskQueue: regionQueue }),
+    ]);
+    log(
+      `lifeboat worker: region ${opts.region}, polling ${SHARED_TASK_QUEUE} and ${regionQueue} on ${target.address} (namespace ${target.namespace})` +
+        (opts.metricsAddress ? `, metrics on http://${opts.metricsAddress}/metrics` : ''),
+    );
+    await Promise.all(workers.map((w) => w.run()));
+    log('lifeboat worker: stopped cleanly');
+  } finally {
+    await connection.close();
+  }
+}
+
+const quietBundlerLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (message: string) => process.stderr.write(`bundler: ${message}\n`),
+  error: (message: string) => process.stderr.write(`bundler: ${message}\n`),
+};

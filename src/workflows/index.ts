@@ -1,0 +1,2 @@
+// The workflow bundle's entry: every Lifeboat workflow, one business process per file.
+export { doctorWorkflow } from './doctor.ts';
