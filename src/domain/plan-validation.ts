@@ -42,7 +42,7 @@ function describeIssue(issue: z.core.$ZodIssue): PlanProblem[] {
         : 'unknown field',
     }));
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) {
+  if (issue.code === 'invalid_type' && /received undefined$/.test(issue.message)) {
     return [{ path: formatPath(issue.path), message: 'required' }];
   }
   return [{ path: formatPath(issue.path), message: issue.message }];
