@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `npm run dev`: installs what is missing, brings up the local stack, starts a worker per region,
+# runs `lifeboat doctor` and prints the Web UI link, then keeps the workers running until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=bootstrap.sh
+source scripts/bootstrap.sh
+plan=examples/lifeboat.yaml
+state=${LIFEBOAT_STATE:-.lifeboat}
+
+lifeboat stack up -f "$plan"
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping workers (in-flight activities get to finish)..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait "${pids[@]}" 2>/dev/null || true
+  echo "workers stopped; the stack keeps running: 'bin/lifeboat stack down' stops it."
+}
+trap stop INT TERM EXIT
+
+port=9464
+for region in us-east-1 us-west-2; do
+  lifeboat worker --region "$region" -f "$plan" --env-file "$state/secrets.env" \
+    --metrics-address "127.0.0.1:$port" >"$state/logs/worker-$region.log" 2>&1 &
+  pids+=($!)
+  port=$((port + 1))
+done
+for region in us-east-1 us-west-2; do
+  for _ in $(seq 1 120); do
+    grep -q "polling" "$state/logs/worker-$region.log" 2>/dev/null && break
+    sleep 0.5
+  done
+  grep -q "polling" "$state/logs/worker-$region.log" || { cat "$state/logs/worker-$region.log"; exit 1; }
+  echo "worker $region: $(grep polling "$state/logs/worker-$region.log")"
+done
+
+lifeboat doctor -f "$plan" || echo "doctor found problems (see above)"
+echo
+echo "Temporal Web UI: http://127.0.0.1:8233   worker logs: $state/logs/worker-*.log"
+echo "Workers are running. Ctrl-C to stop them."
+wait "${pids[@]}"

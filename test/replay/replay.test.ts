@@ -1,0 +1,34 @@
+// Every history recorded from a real run under test/replay/ is replayed against today's
+// workflow code: a change that breaks determinism fails here, before it breaks running workflows.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { createRequire } from 'node:module';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { Worker } from '@temporalio/worker';
+
+const dir = import.meta.dirname;
+const require = createRequire(import.meta.url);
+const files = fs.readdirSync(dir).filter((f) => f.endsWith('.history.json'));
+
+describe('replay of recorded histories', () => {
+  it('has recorded histories to replay', () => {
+    assert.ok(files.length > 0, 'no *.history.json under test/replay');
+  });
+
+  it('replays every recorded history without nondeterminism', async () => {
+    const histories = files.map((file) => ({
+      workflowId: file.replace(/\.history\.json$/, ''),
+      history: historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'))),
+    }));
+    const failures: string[] = [];
+    for await (const result of Worker.runReplayHistories(
+      { workflowsPath: require.resolve('../../src/workflows/index.ts'), replayName: 'lifeboat-replay' },
+      histories,
+    )) {
+      if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+});
