@@ -69,8 +69,10 @@ ensure_npm_dependencies() {
   local stamp="$LIFEBOAT_ROOT/node_modules/.lifeboat-lock"
   local want; want=$(sha256sum "$LIFEBOAT_ROOT/package-lock.json" | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
-  say "installing npm dependencies (npm ci)"
-  (cd "$LIFEBOAT_ROOT" && PATH="$NODE_BIN_DIR:$PATH" npm ci --silent --no-audit --no-fund >/dev/null)
+  say "installing npm dependencies (npm install from package-lock.json)"
+  # Not `npm ci`: it insists on every platform's optional packages (e.g. @swc/core's darwin
+  # builds) being resolvable, and a registry mirror that serves only this platform's fails it.
+  (cd "$LIFEBOAT_ROOT" && PATH="$NODE_BIN_DIR:$PATH" npm install --no-audit --no-fund --loglevel=error >/dev/null)
   echo "$want" >"$stamp"
 }
 

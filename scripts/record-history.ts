@@ -15,7 +15,9 @@ if (!workflowId || !name) {
   process.exit(2);
 }
 const layout = stackLayout(defaultStateDir());
-const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? layout.temporal.address });
+const connection = await Connection.connect({
+  address: process.env.TEMPORAL_ADDRESS ?? layout.temporal.address,
+});
 try {
   const history = await new Client({ connection }).workflow.getHandle(workflowId).fetchHistory();
   const leaked = leakedSecrets(history, loadSecrets(layout));

@@ -11,7 +11,9 @@ import { readPlanFile } from '../src/workers/plan-file.ts';
 import { repoRoot } from './support/plans.ts';
 
 type Service = { image?: string; command?: string[]; ports?: string[]; entrypoint?: string[] };
-const compose = parse(fs.readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+const compose = parse(fs.readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8'), {
+  merge: true,
+}) as {
   services: Record<string, Service>;
 };
 const layout = stackLayout('/tmp/unused');
@@ -35,7 +37,8 @@ describe('docker-compose.yml', () => {
   });
 
   it('publishes the ports of the embedded stack', () => {
-    const published = (name: string) => (compose.services[name]?.ports ?? []).map((p) => Number(p.split(':')[0]));
+    const published = (name: string) =>
+      (compose.services[name]?.ports ?? []).map((p) => Number(p.split(':')[0]));
     assert.deepEqual(published('temporal'), [layout.temporal.port, layout.temporal.uiPort]);
     assert.deepEqual(published('postgres-us-east-1'), [layout.postgres['us-east-1'].port]);
     assert.deepEqual(published('postgres-us-west-2'), [layout.postgres['us-west-2'].port]);
@@ -47,7 +50,12 @@ describe('docker-compose.yml', () => {
     const registered = (compose.services.temporal?.command ?? [])
       .filter((a) => a.startsWith('--search-attribute='))
       .map((a) => a.slice('--search-attribute='.length));
-    assert.deepEqual(registered.sort(), Object.entries(SEARCH_ATTRIBUTES).map(([k, t]) => `${k}=${t}`).sort());
+    assert.deepEqual(
+      registered.sort(),
+      Object.entries(SEARCH_ATTRIBUTES)
+        .map(([k, t]) => `${k}=${t}`)
+        .sort(),
+    );
   });
 
   it('runs each worker for a region of its plan, and the plan is valid', () => {

@@ -3,14 +3,18 @@ import type { Finding } from '../domain/doctor.ts';
 import type { Plan } from '../domain/plan.ts';
 import type { KubernetesCluster } from './ports/kubernetes-cluster.ts';
 
-export function createKubernetesActivities(deps: { plan: Plan; clusters: Record<string, KubernetesCluster> }) {
+export function createKubernetesActivities(deps: {
+  plan: Plan;
+  clusters: Record<string, KubernetesCluster>;
+}) {
   return {
     /** The region's cluster answers, and the namespaces and deployments the plan moves exist. */
     async checkCluster(input: { region: string }): Promise<Finding> {
       const cluster = deps.clusters[input.region];
       const target = `cluster ${input.region}`;
       const base = { system: 'kubernetes' as const, target, region: input.region };
-      if (!cluster) return { ...base, ok: false, detail: 'no kubernetes cluster for this region in the plan' };
+      if (!cluster)
+        return { ...base, ok: false, detail: 'no kubernetes cluster for this region in the plan' };
       try {
         const version = await cluster.version();
         const missing: string[] = [];
@@ -22,7 +26,8 @@ export function createKubernetesActivities(deps: { plan: Plan; clusters: Record<
             continue;
           }
           const names = new Set((await cluster.listDeployments(ns)).map((d) => d.name));
-          for (const d of policy.traffic.deployments) if (!names.has(d.name)) missing.push(`deployment ${ns}/${d.name}`);
+          for (const d of policy.traffic.deployments)
+            if (!names.has(d.name)) missing.push(`deployment ${ns}/${d.name}`);
         }
         return missing.length
           ? { ...base, ok: false, detail: `reachable (${version}) but missing ${missing.join(', ')}` }

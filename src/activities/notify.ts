@@ -19,8 +19,12 @@ export function slackPayload(m: NotifyMessage): object {
     text: `*${m.title}*\n${m.text}`,
     blocks: [
       { type: 'section', text: { type: 'mrkdwn', text: `*${m.title}*\n${m.text}` } },
-      ...(fields.length ? [{ type: 'section', fields: fields.map((f) => ({ type: 'mrkdwn', text: f })) }] : []),
-      ...(m.workflowId ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: `workflow \`${m.workflowId}\`` }] }] : []),
+      ...(fields.length
+        ? [{ type: 'section', fields: fields.map((f) => ({ type: 'mrkdwn', text: f })) }]
+        : []),
+      ...(m.workflowId
+        ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: `workflow \`${m.workflowId}\`` }] }]
+        : []),
     ],
   };
 }

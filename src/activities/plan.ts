@@ -5,8 +5,8 @@ import type { Plan } from '../domain/plan.ts';
 export function createPlanActivities(deps: { plan: Plan }) {
   return {
     /** The validated plan this worker runs with. */
-    async describePlan(): Promise<Plan> {
-      return deps.plan;
+    describePlan(): Promise<Plan> {
+      return Promise.resolve(deps.plan);
     },
   };
 }

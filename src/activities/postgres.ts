@@ -16,7 +16,10 @@ export function createPostgresActivities(deps: { plan: Plan; env: Environment })
         client = await connectPostgres(region.postgres, dbnameOf(deps.plan, input.database), deps.env);
       } catch (err) {
         if (err instanceof LifeboatError) throw err;
-        return { reachable: false, error: `${region.postgres.host}:${region.postgres.port}: ${(err as Error).message}` };
+        return {
+          reachable: false,
+          error: `${region.postgres.host}:${region.postgres.port}: ${(err as Error).message}`,
+        };
       }
       try {
         const base = await client.query<{ version: string; in_recovery: boolean }>(

@@ -11,7 +11,8 @@ export function createStorageActivities(deps: { stores: Partial<Record<StorageLo
     async checkStorage(input: { location: StorageLocationName; probeId: string }): Promise<Finding> {
       const store = deps.stores[input.location];
       const target = store ? `s3://${store.bucket}/${store.prefix}` : input.location;
-      if (!store) return { system: 'storage', target, ok: false, detail: `no ${input.location} storage in the plan` };
+      if (!store)
+        return { system: 'storage', target, ok: false, detail: `no ${input.location} storage in the plan` };
       const key = doctorProbeKey('', input.probeId);
       const body = `lifeboat doctor probe ${input.probeId}`;
       let step = 'HeadBucket';
@@ -23,8 +24,19 @@ export function createStorageActivities(deps: { stores: Partial<Record<StorageLo
         const back = Buffer.from(await store.get(key)).toString('utf8');
         step = 'DeleteObject';
         await store.delete(key);
-        if (back !== body) return { system: 'storage', target, ok: false, detail: 'probe object read back differs from what was written' };
-        return { system: 'storage', target, ok: true, detail: `${input.location} bucket writable (write, read, delete of a probe object)` };
+        if (back !== body)
+          return {
+            system: 'storage',
+            target,
+            ok: false,
+            detail: 'probe object read back differs from what was written',
+          };
+        return {
+          system: 'storage',
+          target,
+          ok: true,
+          detail: `${input.location} bucket writable (write, read, delete of a probe object)`,
+        };
       } catch (err) {
         return { system: 'storage', target, ok: false, detail: `${step} failed: ${describeAwsError(err)}` };
       }
@@ -33,7 +45,12 @@ export function createStorageActivities(deps: { stores: Partial<Record<StorageLo
 }
 
 export function describeAwsError(err: unknown): string {
-  const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number }; code?: string };
+  const e = err as {
+    name?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+    code?: string;
+  };
   const status = e.$metadata?.httpStatusCode;
   return [e.name ?? e.code, status ? `HTTP ${status}` : undefined, e.message].filter(Boolean).join(': ');
 }

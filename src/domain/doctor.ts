@@ -61,10 +61,28 @@ export function postgresFindings(
   if (primary) {
     findings.push(
       !primary.reachable
-        ? { system: 'postgres', target: target(db.primaryRegion), region: db.primaryRegion, ok: false, detail: `unreachable: ${primary.error}` }
+        ? {
+            system: 'postgres',
+            target: target(db.primaryRegion),
+            region: db.primaryRegion,
+            ok: false,
+            detail: `unreachable: ${primary.error}`,
+          }
         : primary.inRecovery
-          ? { system: 'postgres', target: target(db.primaryRegion), region: db.primaryRegion, ok: false, detail: `PostgreSQL ${primary.serverVersion} is in recovery, but the plan says this region holds the primary` }
-          : { system: 'postgres', target: target(db.primaryRegion), region: db.primaryRegion, ok: true, detail: `primary, PostgreSQL ${primary.serverVersion}, WAL at ${primary.lsn}` },
+          ? {
+              system: 'postgres',
+              target: target(db.primaryRegion),
+              region: db.primaryRegion,
+              ok: false,
+              detail: `PostgreSQL ${primary.serverVersion} is in recovery, but the plan says this region holds the primary`,
+            }
+          : {
+              system: 'postgres',
+              target: target(db.primaryRegion),
+              region: db.primaryRegion,
+              ok: true,
+              detail: `primary, PostgreSQL ${primary.serverVersion}, WAL at ${primary.lsn}`,
+            },
     );
   }
   for (const replica of db.replicas) {
@@ -76,26 +94,37 @@ export function postgresFindings(
       continue;
     }
     if (!f.inRecovery) {
-      findings.push({ ...base, ok: false, detail: `PostgreSQL ${f.serverVersion} accepts writes (not in recovery), but the plan says it is a replica` });
+      findings.push({
+        ...base,
+        ok: false,
+        detail: `PostgreSQL ${f.serverVersion} accepts writes (not in recovery), but the plan says it is a replica`,
+      });
       continue;
     }
     const problems: string[] = [];
-    if (f.walReceiverStatus !== 'streaming') problems.push(`WAL receiver is ${f.walReceiverStatus ?? 'not running'}`);
-    const slot = replica.slot && primary?.reachable ? primary.slots?.find((s) => s.name === replica.slot) : undefined;
-    if (replica.slot && primary?.reachable && !slot) problems.push(`slot ${replica.slot} missing on the primary`);
+    if (f.walReceiverStatus !== 'streaming')
+      problems.push(`WAL receiver is ${f.walReceiverStatus ?? 'not running'}`);
+    const slot =
+      replica.slot && primary?.reachable ? primary.slots?.find((s) => s.name === replica.slot) : undefined;
+    if (replica.slot && primary?.reachable && !slot)
+      problems.push(`slot ${replica.slot} missing on the primary`);
     else if (slot && !slot.active) problems.push(`slot ${replica.slot} is inactive`);
     const lag = primary?.reachable && primary.lsn && f.lsn ? lsnDistance(primary.lsn, f.lsn) : undefined;
     const delay = f.replayDelaySeconds;
     const lagText = [
       lag !== undefined ? `${lag} bytes behind` : 'lag unknown (primary unreachable)',
-      delay !== null && delay !== undefined ? `last replayed transaction ${formatDuration(delay * 1000)} ago` : undefined,
+      delay !== null && delay !== undefined
+        ? `last replayed transaction ${formatDuration(delay * 1000)} ago`
+        : undefined,
     ]
       .filter(Boolean)
       .join(', ');
     findings.push({
       ...base,
       ok: problems.length === 0,
-      detail: problems.length ? `replica: ${problems.join('; ')} (${lagText})` : `replica streaming, ${lagText}`,
+      detail: problems.length
+        ? `replica: ${problems.join('; ')} (${lagText})`
+        : `replica streaming, ${lagText}`,
     });
   }
   return findings;

@@ -11,7 +11,8 @@ export interface PlanProblem {
 
 export type PlanResult = { ok: true; plan: Plan } | { ok: false; problems: PlanProblem[] };
 
-const SECRET_KEY = /^(password|passwd|secret|secretaccesskey|accesskeyid|sessiontoken|token|apikey|privatekey|identity)$/i;
+const SECRET_KEY =
+  /^(password|passwd|secret|secretaccesskey|accesskeyid|sessiontoken|token|apikey|privatekey|identity)$/i;
 
 /** `regions.us-east-1.postgres.port`, `databases.orders.replicas[0].region`. */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -53,7 +54,9 @@ const isObject = (v: unknown): v is Loose => typeof v === 'object' && v !== null
 const entries = (v: unknown): [string, Loose][] =>
   isObject(v) ? Object.entries(v).filter((e): e is [string, Loose] => isObject(e[1])) : [];
 const items = (v: unknown): [number, Loose][] =>
-  Array.isArray(v) ? v.map((x, i) => [i, x] as [number, unknown]).filter((e): e is [number, Loose] => isObject(e[1])) : [];
+  Array.isArray(v)
+    ? v.map((x, i) => [i, x] as [number, unknown]).filter((e): e is [number, Loose] => isObject(e[1]))
+    : [];
 
 function crossReferenceProblems(input: unknown): PlanProblem[] {
   if (!isObject(input)) return [];
@@ -62,11 +65,17 @@ function crossReferenceProblems(input: unknown): PlanProblem[] {
   const databases = new Set(isObject(input.databases) ? Object.keys(input.databases) : []);
   const needRegion = (value: unknown, path: string) => {
     if (typeof value === 'string' && !regions.has(value))
-      problems.push({ path, message: `unknown region "${value}"; declared: ${[...regions].join(', ') || 'none'}` });
+      problems.push({
+        path,
+        message: `unknown region "${value}"; declared: ${[...regions].join(', ') || 'none'}`,
+      });
   };
   const needDatabase = (value: unknown, path: string) => {
     if (typeof value === 'string' && !databases.has(value))
-      problems.push({ path, message: `unknown database "${value}"; declared: ${[...databases].join(', ') || 'none'}` });
+      problems.push({
+        path,
+        message: `unknown database "${value}"; declared: ${[...databases].join(', ') || 'none'}`,
+      });
   };
 
   for (const [key, db] of entries(input.databases)) {
@@ -94,7 +103,8 @@ function crossReferenceProblems(input: unknown): PlanProblem[] {
       });
   }
   for (const section of ['backup', 'failover', 'drills'] as const) {
-    const policies = isObject(input[section]) ? (input[section] as Loose).policies : undefined;
+    const block = input[section];
+    const policies = isObject(block) ? block.policies : undefined;
     for (const [i, policy] of items(policies)) {
       needDatabase(policy.database, `${section}.policies[${i}].database`);
       if ('region' in policy) needRegion(policy.region, `${section}.policies[${i}].region`);

@@ -10,14 +10,20 @@ const envName = z
 const duration = z
   .string()
   .refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 30s, 5m, 2h or 7d');
-const name = z.string().regex(/^[a-z0-9]([a-z0-9-_]*[a-z0-9])?$/, 'expected lowercase letters, digits, - and _');
+const name = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-_]*[a-z0-9])?$/, 'expected lowercase letters, digits, - and _');
 const port = z.number().int().min(1).max(65535);
 const fqdn = z
   .string()
   .regex(/^([a-z0-9_]([a-z0-9-_]*[a-z0-9])?\.)+[a-z]{2,}\.?$/i, 'expected a DNS name such as db.example.com')
   .transform((s) => (s.endsWith('.') ? s : `${s}.`).toLowerCase());
 const schedule = z
-  .strictObject({ cron: z.string().min(1).optional(), every: duration.optional(), jitter: duration.optional() })
+  .strictObject({
+    cron: z.string().min(1).optional(),
+    every: duration.optional(),
+    jitter: duration.optional(),
+  })
   .refine((s) => (s.cron === undefined) !== (s.every === undefined), 'give exactly one of cron or every');
 
 const postgresConnection = z.strictObject({
@@ -41,7 +47,9 @@ const region = z.strictObject({
   /** Task queue of the activities that must run in this region; default `lifeboat-<region>`. */
   taskQueue: z.string().min(1).optional(),
   postgres: postgresConnection,
-  kubernetes: z.strictObject({ kubeconfig: z.string().min(1), context: z.string().min(1).optional() }).optional(),
+  kubernetes: z
+    .strictObject({ kubeconfig: z.string().min(1), context: z.string().min(1).optional() })
+    .optional(),
   healthChecks: z.array(healthCheck).default([]),
 });
 
@@ -56,7 +64,17 @@ const database = z.strictObject({
   /** PostgreSQL database name; defaults to the plan's key. */
   dbname: z.string().min(1).optional(),
   primaryRegion: name,
-  replicas: z.array(z.strictObject({ region: name, slot: z.string().regex(/^[a-z0-9_]+$/).optional() })).default([]),
+  replicas: z
+    .array(
+      z.strictObject({
+        region: name,
+        slot: z
+          .string()
+          .regex(/^[a-z0-9_]+$/)
+          .optional(),
+      }),
+    )
+    .default([]),
   /** Recovery tier: 1 (RTO < 15 min, RPO < 5 min) … 5 (RTO < 72 h, RPO < 24 h). */
   tier: z.number().int().min(1).max(5).default(3),
   validationQueries: z.array(validationQuery).default([]),
@@ -79,12 +97,18 @@ const storage = z.strictObject({
   encryption: z
     .strictObject({
       /** age recipients (public keys, not secret), inline or one per line in a file. */
-      recipients: z.array(z.string().regex(/^age1[0-9a-z]{58}$/, 'expected an age public key (age1…)')).min(1).optional(),
+      recipients: z
+        .array(z.string().regex(/^age1[0-9a-z]{58}$/, 'expected an age public key (age1…)'))
+        .min(1)
+        .optional(),
       recipientsFile: z.string().min(1).optional(),
       /** Environment variable holding the age identity that decrypts, needed for restores. */
       identityEnv: envName,
     })
-    .refine((e) => (e.recipients === undefined) !== (e.recipientsFile === undefined), 'give exactly one of recipients or recipientsFile'),
+    .refine(
+      (e) => (e.recipients === undefined) !== (e.recipientsFile === undefined),
+      'give exactly one of recipients or recipientsFile',
+    ),
 });
 
 const dnsRecord = z.strictObject({
@@ -170,7 +194,9 @@ const failoverPolicy = z.strictObject({
   traffic: z
     .strictObject({
       namespace: z.string().min(1),
-      deployments: z.array(z.strictObject({ name: z.string().min(1), replicas: z.number().int().min(1) })).default([]),
+      deployments: z
+        .array(z.strictObject({ name: z.string().min(1), replicas: z.number().int().min(1) }))
+        .default([]),
       endpointConfigMap: z.strictObject({ name: z.string().min(1), key: z.string().min(1) }).optional(),
     })
     .optional(),
@@ -189,7 +215,9 @@ export const planSchema = z.strictObject({
   name,
   environment: z.enum(['production', 'staging', 'development']).default('production'),
   regions: z.record(name, region).refine((r) => Object.keys(r).length > 0, 'declare at least one region'),
-  databases: z.record(name, database).refine((d) => Object.keys(d).length > 0, 'declare at least one database'),
+  databases: z
+    .record(name, database)
+    .refine((d) => Object.keys(d).length > 0, 'declare at least one database'),
   storage,
   dns: dns.optional(),
   notifications: z.strictObject({ webhooks: z.array(webhook).default([]) }).default({ webhooks: [] }),

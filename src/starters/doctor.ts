@@ -33,7 +33,9 @@ export async function run(argv: string[]): Promise<number> {
   const databases = args.database as string[] | undefined;
   const unknown = (databases ?? []).filter((d) => !plan.databases[d]);
   if (unknown.length) {
-    printError(`--database: ${unknown.join(', ')} not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`);
+    printError(
+      `--database: ${unknown.join(', ')} not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`,
+    );
     return EXIT.badInput;
   }
   const timeoutSeconds = Number(args.timeout ?? '120');
@@ -48,7 +50,12 @@ export async function run(argv: string[]): Promise<number> {
     const handle = await client.workflow.start<typeof doctorWorkflow>('doctorWorkflow', {
       taskQueue: SHARED_TASK_QUEUE,
       workflowId,
-      args: [{ requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username, ...(databases ? { databases } : {}) }],
+      args: [
+        {
+          requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username,
+          ...(databases ? { databases } : {}),
+        },
+      ],
       staticSummary: `doctor: plan ${plan.name}${databases ? ` (${databases.join(', ')})` : ''}`,
       workflowExecutionTimeout: `${timeoutSeconds}s`,
     });

@@ -5,12 +5,23 @@ import { parseCommandArgs } from './args.ts';
 
 export const summary = 'check the plan; nothing is started';
 
-export async function run(argv: string[]): Promise<number> {
-  const args = parseCommandArgs('validate', argv, { file: { type: 'string', short: 'f' }, json: { type: 'boolean' } });
+export function run(argv: string[]): Promise<number> {
+  return Promise.resolve(validate(argv));
+}
+
+function validate(argv: string[]): number {
+  const args = parseCommandArgs('validate', argv, {
+    file: { type: 'string', short: 'f' },
+    json: { type: 'boolean' },
+  });
   if (!args) return EXIT.badInput;
   const result = readPlanFile(planFilePath(args.file as string | undefined));
   if (args.json) {
-    printJson(result.ok ? { ok: true, file: result.file, plan: result.plan } : { ok: false, file: result.file, problems: result.problems });
+    printJson(
+      result.ok
+        ? { ok: true, file: result.file, plan: result.plan }
+        : { ok: false, file: result.file, problems: result.problems },
+    );
     return result.ok ? EXIT.ok : EXIT.badInput;
   }
   if (!result.ok) {
@@ -25,4 +36,3 @@ export async function run(argv: string[]): Promise<number> {
   );
   return EXIT.ok;
 }
-

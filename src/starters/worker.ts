@@ -26,9 +26,12 @@ export async function run(argv: string[]): Promise<number> {
   const region = args.region as string | undefined;
   if (!region) problems.push('--region: required (the region this worker runs in)');
   else if (plan && !plan.regions[region])
-    problems.push(`--region: "${region}" is not in the plan; declared: ${Object.keys(plan.regions).join(', ')}`);
+    problems.push(
+      `--region: "${region}" is not in the plan; declared: ${Object.keys(plan.regions).join(', ')}`,
+    );
   const metrics = args['metrics-address'] as string | undefined;
-  if (metrics !== undefined && !/^[\w.-]+:\d{1,5}$/.test(metrics)) problems.push('--metrics-address: expected host:port');
+  if (metrics !== undefined && !/^[\w.-]+:\d{1,5}$/.test(metrics))
+    problems.push('--metrics-address: expected host:port');
   for (const file of (args['env-file'] as string[] | undefined) ?? []) {
     if (!fs.existsSync(file)) problems.push(`--env-file: ${file} does not exist`);
   }

@@ -9,7 +9,8 @@ import type { Plan } from '../domain/plan.ts';
 export function buildActivityDeps(plan: Plan, env: Environment): ActivityDeps {
   const clusters: Record<string, KubernetesCluster> = {};
   for (const [region, r] of Object.entries(plan.regions))
-    if (r.kubernetes) clusters[region] = createKubernetesCluster(r.kubernetes.kubeconfig, r.kubernetes.context);
+    if (r.kubernetes)
+      clusters[region] = createKubernetesCluster(r.kubernetes.kubeconfig, r.kubernetes.context);
   return {
     plan,
     env,

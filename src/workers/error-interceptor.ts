@@ -5,7 +5,10 @@ import type { ActivityInboundCallsInterceptor, ActivityExecuteInput, Next } from
 import { ERROR_CODES, LifeboatError } from '../domain/errors.ts';
 
 export class TypedErrorInterceptor implements ActivityInboundCallsInterceptor {
-  async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
+  async execute(
+    input: ActivityExecuteInput,
+    next: Next<ActivityInboundCallsInterceptor, 'execute'>,
+  ): Promise<unknown> {
     try {
       return await next(input);
     } catch (err) {

@@ -6,7 +6,8 @@ import { parseDocument } from 'yaml';
 import type { Plan } from '../domain/plan.ts';
 import { validatePlan, type PlanProblem } from '../domain/plan-validation.ts';
 
-export type PlanFileResult = { ok: true; plan: Plan; file: string } | { ok: false; problems: PlanProblem[]; file: string };
+export type PlanFileResult =
+  { ok: true; plan: Plan; file: string } | { ok: false; problems: PlanProblem[]; file: string };
 
 /** `-f`, else LIFEBOAT_PLAN, else ./lifeboat.yaml. */
 export function planFilePath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
@@ -18,14 +19,21 @@ export function readPlanFile(file: string): PlanFileResult {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    return { ok: false, file, problems: [{ path: file, message: `cannot read the plan: ${(err as Error).message}` }] };
+    return {
+      ok: false,
+      file,
+      problems: [{ path: file, message: `cannot read the plan: ${(err as Error).message}` }],
+    };
   }
   const doc = parseDocument(text, { prettyErrors: false });
   if (doc.errors.length > 0) {
     return {
       ok: false,
       file,
-      problems: doc.errors.map((e) => ({ path: `${file}:${e.linePos?.[0].line ?? '?'}`, message: `YAML: ${e.message}` })),
+      problems: doc.errors.map((e) => ({
+        path: `${file}:${e.linePos?.[0].line ?? '?'}`,
+        message: `YAML: ${e.message}`,
+      })),
     };
   }
   const result = validatePlan(doc.toJS());
@@ -43,7 +51,9 @@ export function loadPlan(file: string): Plan {
 export class PlanError extends Error {
   readonly problems: PlanProblem[];
   constructor(file: string, problems: PlanProblem[]) {
-    super(`${file}: ${problems.length} problem(s)\n${problems.map((p) => `${p.path}: ${p.message}`).join('\n')}`);
+    super(
+      `${file}: ${problems.length} problem(s)\n${problems.map((p) => `${p.path}: ${p.message}`).join('\n')}`,
+    );
     this.name = 'PlanError';
     this.problems = problems;
   }

@@ -21,9 +21,14 @@ export function temporalTarget(env: NodeJS.ProcessEnv = process.env): TemporalTa
 }
 
 /** The Web UI page of a workflow, when the UI address is known (LIFEBOAT_WEB_UI or the dev server's). */
-export function webUiLink(target: TemporalTarget, workflowId: string, env: NodeJS.ProcessEnv = process.env): string {
+export function webUiLink(
+  target: TemporalTarget,
+  workflowId: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   const base =
-    env.LIFEBOAT_WEB_UI ?? (/^(127\.0\.0\.1|localhost):7233$/.test(target.address) ? 'http://127.0.0.1:8233' : undefined);
+    env.LIFEBOAT_WEB_UI ??
+    (/^(127\.0\.0\.1|localhost):7233$/.test(target.address) ? 'http://127.0.0.1:8233' : undefined);
   const path = `/namespaces/${encodeURIComponent(target.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
   return base ? `${base.replace(/\/$/, '')}${path}` : `(Web UI) ${path}`;
 }

@@ -2,7 +2,13 @@
 // workers of one region — `lifeboat` (workflows and region-agnostic activities) and
 // `lifeboat-<region>` (activities that must run where that region's systems are).
 import { createRequire } from 'node:module';
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString } from '@temporalio/worker';
+import {
+  NativeConnection,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  makeTelemetryFilterString,
+} from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { regionTaskQueue, type Plan } from '../domain/plan.ts';
 import { TypedErrorInterceptor } from './error-interceptor.ts';

@@ -7,7 +7,13 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { postgresFindings, summarizeReport, type DoctorInput, type DoctorReport, type Finding, type PostgresFacts } from '../domain/doctor.ts';
+import {
+  postgresFindings,
+  summarizeReport,
+  type DoctorInput,
+  type DoctorReport,
+  type Finding,
+} from '../domain/doctor.ts';
 import { NON_RETRYABLE_ERROR_TYPES } from '../domain/errors.ts';
 import { regionTaskQueue, type Plan } from '../domain/plan.ts';
 import { searchAttributeKeys } from '../domain/search-attributes.ts';
@@ -18,7 +24,12 @@ import type { Activities } from '../activities/index.ts';
 /** Short API calls: each check bounds its own connection time; a lost worker is noticed at 20 s. */
 const apiCall = {
   startToCloseTimeout: '20s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
 } as const;
 
 const { describePlan, checkStorage, checkDns, notify } = proxyActivities<Activities>(apiCall);
@@ -38,7 +49,9 @@ export async function doctorWorkflow(rawInput: DoctorInput = {}): Promise<Doctor
   const plan = await describePlan();
   const databases = input.databases ?? Object.keys(plan.databases);
 
-  setCurrentDetails(`checking ${databases.length} database(s), storage, DNS and ${Object.keys(plan.regions).length} cluster(s)`);
+  setCurrentDetails(
+    `checking ${databases.length} database(s), storage, DNS and ${Object.keys(plan.regions).length} cluster(s)`,
+  );
   const [pgFindings, storageFindings, dnsFindings, clusterFindings] = await Promise.all([
     Promise.all(databases.map((db) => checkDatabase(plan, db))).then((f) => f.flat()),
     Promise.all(
@@ -55,13 +68,23 @@ export async function doctorWorkflow(rawInput: DoctorInput = {}): Promise<Doctor
   ]);
 
   const findings = [...pgFindings, ...storageFindings, ...dnsFindings, ...clusterFindings];
-  const report: DoctorReport = { plan: plan.name, ok: findings.every((f) => f.ok), findings, durationMs: Date.now() - started };
+  const report: DoctorReport = {
+    plan: plan.name,
+    ok: findings.every((f) => f.ok),
+    findings,
+    durationMs: Date.now() - started,
+  };
   const summary = summarizeReport(report);
   upsertSearchAttributes([{ key: searchAttributeKeys.outcome, value: report.ok ? 'healthy' : 'problems' }]);
   setCurrentDetails(summary);
   if (!report.ok) {
     log.warn(summary);
-    await notifyAll(plan, { event: 'failure', title: 'Lifeboat doctor found problems', text: summary, workflowId: workflowInfo().workflowId });
+    await notifyAll(plan, {
+      event: 'failure',
+      title: 'Lifeboat doctor found problems',
+      text: summary,
+      workflowId: workflowInfo().workflowId,
+    });
   }
   return report;
 }
@@ -69,13 +92,23 @@ export async function doctorWorkflow(rawInput: DoctorInput = {}): Promise<Doctor
 async function checkDatabase(plan: Plan, database: string): Promise<Finding[]> {
   const db = plan.databases[database];
   if (!db) {
-    return [{ system: 'postgres', target: database, ok: false, detail: `database "${database}" is not in the plan` }];
+    return [
+      {
+        system: 'postgres',
+        target: database,
+        ok: false,
+        detail: `database "${database}" is not in the plan`,
+      },
+    ];
   }
   const regions = [db.primaryRegion, ...db.replicas.map((r) => r.region)];
   const facts = await Promise.all(
-    regions.map(async (region) => [region, await regionActivities(plan, region).inspectPostgres({ region, database })] as const),
+    regions.map(
+      async (region) =>
+        [region, await regionActivities(plan, region).inspectPostgres({ region, database })] as const,
+    ),
   );
-  return postgresFindings(plan, database, Object.fromEntries(facts) as Record<string, PostgresFacts>);
+  return postgresFindings(plan, database, Object.fromEntries(facts));
 }
 
 async function notifyAll(plan: Plan, message: Parameters<Activities['notify']>[0]['message']): Promise<void> {

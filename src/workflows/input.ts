@@ -4,7 +4,11 @@ import { ApplicationFailure } from '@temporalio/workflow';
 import type { z } from 'zod';
 import { formatPath } from '../domain/plan-validation.ts';
 
-export function parseWorkflowInput<S extends z.ZodType>(schema: S, raw: unknown, workflow: string): z.output<S> {
+export function parseWorkflowInput<S extends z.ZodType>(
+  schema: S,
+  raw: unknown,
+  workflow: string,
+): z.output<S> {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((i) => `${formatPath(['input', ...i.path])}: ${i.message}`);

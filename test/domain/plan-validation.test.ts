@@ -42,7 +42,9 @@ describe('plan validation', () => {
     {
       name: 'primary region not declared',
       edit: (p) => (p.databases.orders.primaryRegion = 'eu-west-1'),
-      problems: [['databases.orders.primaryRegion', /unknown region "eu-west-1"; declared: us-east-1, us-west-2/]],
+      problems: [
+        ['databases.orders.primaryRegion', /unknown region "eu-west-1"; declared: us-east-1, us-west-2/],
+      ],
     },
     {
       name: 'replica in the primary region',
@@ -67,7 +69,8 @@ describe('plan validation', () => {
     },
     {
       name: 'webhook URL carrying a credential',
-      edit: (p) => (p.notifications.webhooks = [{ name: 'ops', url: 'https://hooks.slack.com/services/T/B/X' }]),
+      edit: (p) =>
+        (p.notifications.webhooks = [{ name: 'ops', url: 'https://hooks.slack.com/services/T/B/X' }]),
       problems: [['notifications.webhooks[0].url', /urlEnv/]],
     },
     {

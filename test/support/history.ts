@@ -15,7 +15,10 @@ export function payloadTexts(history: temporal.api.history.v1.IHistory): string[
 }
 
 /** The secrets (values only) that must never appear in any history. */
-export function leakedSecrets(history: temporal.api.history.v1.IHistory, secrets: Record<string, string>): string[] {
+export function leakedSecrets(
+  history: temporal.api.history.v1.IHistory,
+  secrets: Record<string, string>,
+): string[] {
   const texts = payloadTexts(history).join('\n');
   return Object.entries(secrets)
     .filter(([, value]) => value.length >= 6)

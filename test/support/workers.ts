@@ -11,26 +11,33 @@ export interface WorkerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startWorker(region: string, secretsFile: string, planFile = examplePlanFile): Promise<WorkerProcess> {
+export async function startWorker(
+  region: string,
+  secretsFile: string,
+  planFile = examplePlanFile,
+): Promise<WorkerProcess> {
   const child = spawn(
     path.join(repoRoot, 'bin', 'lifeboat'),
     ['worker', '--region', region, '-f', planFile, '--env-file', secretsFile],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
   );
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker ${region} did not start in 60s:\n${out}`)), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`worker ${region} did not start in 60s:\n${out}`)),
+      60_000,
+    );
     const onData = () => {
       if (/lifeboat worker: region .* polling/.test(out)) {
         clearTimeout(timer);
         resolve();
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`worker ${region} exited with ${code} before polling:\n${out}`));
@@ -49,7 +56,10 @@ export async function startWorker(region: string, secretsFile: string, planFile 
 }
 
 /** Runs the CLI to completion and returns its exit code and output. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(path.join(repoRoot, 'bin', 'lifeboat'), args, {
       cwd: repoRoot,

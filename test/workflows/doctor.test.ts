@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import type { DoctorReport } from '../../src/domain/doctor.ts';
 import { startPostgres, stopPostgres } from '../../src/stack/postgres-clusters.ts';
 import { leakedSecrets } from '../support/history.ts';
@@ -18,7 +19,9 @@ describe('doctor on the local stack', () => {
   let connection: Connection;
 
   const startWorkers = async () => {
-    workers = await Promise.all(['us-east-1', 'us-west-2'].map((r) => startWorker(r, stack.layout.secretsFile)));
+    workers = await Promise.all(
+      ['us-east-1', 'us-west-2'].map((r) => startWorker(r, stack.layout.secretsFile)),
+    );
   };
 
   before(async () => {
@@ -49,7 +52,10 @@ describe('doctor on the local stack', () => {
       'postgres orders@us-west-2',
       'storage s3://lifeboat-backups/lifeboat',
     ]);
-    assert.match(report.findings.find((f) => f.target === 'orders@us-west-2')!.detail, /replica streaming, \d+ bytes behind/);
+    assert.match(
+      report.findings.find((f) => f.target === 'orders@us-west-2')!.detail,
+      /replica streaming, \d+ bytes behind/,
+    );
 
     const history = await client.workflow.getHandle(report.workflowId).fetchHistory();
     assert.deepEqual(leakedSecrets(history, stack.secrets), []);
@@ -64,7 +70,10 @@ describe('doctor on the local stack', () => {
       const run = await runCli(['doctor', '-f', 'examples/lifeboat.yaml']);
       assert.equal(run.code, 1, run.stdout + run.stderr);
       const line = run.stdout.split('\n').find((l) => l.includes('orders@us-west-2'));
-      assert.match(line ?? '', /^FAIL\s+postgres\s+orders@us-west-2\s+replica unreachable: 127\.0\.0\.1:15433/);
+      assert.match(
+        line ?? '',
+        /^FAIL\s+postgres\s+orders@us-west-2\s+replica unreachable: 127\.0\.0\.1:15433/,
+      );
       assert.match(run.stdout, /^ok\s+postgres\s+orders@us-east-1/m);
       assert.match(run.stdout, /1 of 7 checks failed/);
     } finally {
@@ -86,19 +95,36 @@ describe('doctor on the local stack', () => {
       const westWorker = workers.find((w) => w.region === 'us-west-2')!;
       for (let i = 0; ; i++) {
         const pending = (await handle.describe()).raw.pendingActivities ?? [];
-        if (pending.some((a) => a.activityType?.name === 'inspectPostgres' && a.state === 3 /* STARTED */)) break;
+        if (
+          pending.some(
+            (a) =>
+              a.activityType?.name === 'inspectPostgres' &&
+              a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+          )
+        )
+          break;
         assert.ok(i < 200, 'the replica check never started');
         await sleep(50);
       }
       assert.equal(await westWorker.stop('SIGKILL'), null);
       process.kill(replicaPid, 'SIGCONT');
       resumed = true;
-      workers = [workers.find((w) => w.region === 'us-east-1')!, await startWorker('us-west-2', stack.layout.secretsFile)];
+      workers = [
+        workers.find((w) => w.region === 'us-east-1')!,
+        await startWorker('us-west-2', stack.layout.secretsFile),
+      ];
       const report = (await handle.result()) as DoctorReport;
-      assert.deepEqual(report.findings.filter((f) => !f.ok), []);
-      const attempts = (await handle.fetchHistory()).events!.filter((e) => e.activityTaskStartedEventAttributes)
+      assert.deepEqual(
+        report.findings.filter((f) => !f.ok),
+        [],
+      );
+      const attempts = (await handle.fetchHistory())
+        .events!.filter((e) => e.activityTaskStartedEventAttributes)
         .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
-      assert.ok(attempts.some((a) => a >= 2), `a check was retried after the kill (attempts ${attempts.join(',')})`);
+      assert.ok(
+        attempts.some((a) => a >= 2),
+        `a check was retried after the kill (attempts ${attempts.join(',')})`,
+      );
     } finally {
       if (!resumed) process.kill(replicaPid, 'SIGCONT');
     }
@@ -111,7 +137,10 @@ describe('doctor on the local stack', () => {
       args: [{ databases: [], colour: 'blue' }],
     });
     await assert.rejects(handle.result(), (err: Error & { cause?: Error }) => {
-      assert.match(err.cause?.message ?? '', /input\.databases: .*; input: Unrecognized key: "colour"|input: Unrecognized key: "colour".*input\.databases/);
+      assert.match(
+        err.cause?.message ?? '',
+        /input\.databases: .*; input: Unrecognized key: "colour"|input: Unrecognized key: "colour".*input\.databases/,
+      );
       return true;
     });
   });

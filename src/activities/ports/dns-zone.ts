@@ -1,5 +1,9 @@
 // The DNS port: the Route53 calls Lifeboat makes on the plan's hosted zone.
-import { ListHostedZonesByNameCommand, ListResourceRecordSetsCommand, Route53Client } from '@aws-sdk/client-route-53';
+import {
+  ListHostedZonesByNameCommand,
+  ListResourceRecordSetsCommand,
+  Route53Client,
+} from '@aws-sdk/client-route-53';
 import type { DnsPlan } from '../../domain/plan.ts';
 import { requireEnv, type Environment } from './environment.ts';
 

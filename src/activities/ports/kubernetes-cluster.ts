@@ -24,7 +24,11 @@ export function createKubernetesCluster(kubeconfig: string, context?: string): K
       const kc = new KubeConfig();
       kc.loadFromFile(kubeconfig);
       if (context) kc.setCurrentContext(context);
-      apis = { core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api), version: kc.makeApiClient(VersionApi) };
+      apis = {
+        core: kc.makeApiClient(CoreV1Api),
+        apps: kc.makeApiClient(AppsV1Api),
+        version: kc.makeApiClient(VersionApi),
+      };
     }
     return apis;
   };

@@ -37,7 +37,11 @@ export function createS3Client(location: StorageLocation, env: Environment): S3C
       location.accessKeyIdEnv && location.secretAccessKeyEnv
         ? {
             accessKeyId: requireEnv(env, location.accessKeyIdEnv, `the access key id for ${location.url}`),
-            secretAccessKey: requireEnv(env, location.secretAccessKeyEnv, `the secret access key for ${location.url}`),
+            secretAccessKey: requireEnv(
+              env,
+              location.secretAccessKeyEnv,
+              `the secret access key for ${location.url}`,
+            ),
           }
         : undefined,
     requestHandler: new NodeHttpHandler({
@@ -62,7 +66,12 @@ export function createObjectStore(location: StorageLocation, env: Environment): 
     },
     async put(key, body) {
       await s3().send(
-        new PutObjectCommand({ Bucket: bucket, Key: full(key), Body: body, StorageClass: location.storageClass as never }),
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: full(key),
+          Body: body,
+          StorageClass: location.storageClass as never,
+        }),
       );
     },
     async get(key) {

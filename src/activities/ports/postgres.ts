@@ -18,7 +18,9 @@ export async function connectPostgres(
     port: conn.port,
     user: conn.user,
     database: dbname,
-    password: conn.passwordEnv ? requireEnv(env, conn.passwordEnv, `the password of ${conn.user}@${conn.host}`) : undefined,
+    password: conn.passwordEnv
+      ? requireEnv(env, conn.passwordEnv, `the password of ${conn.user}@${conn.host}`)
+      : undefined,
     ssl: conn.sslMode === 'disable' ? false : { rejectUnauthorized: conn.sslMode === 'verify-full' },
     connectionTimeoutMillis: timeoutMs,
     query_timeout: timeoutMs,
