@@ -120,7 +120,7 @@ async function runPg(
   } catch (err) {
     const e = err as { stderr?: string; stdout?: string; message: string };
     const detail = (e.stderr || e.stdout || e.message).trim();
-    throw new Error(`${program} ${args.join(' ')} failed: ${detail}`);
+    throw new Error(`${program} ${args.join(' ')} failed: ${detail}`, { cause: err });
   }
 }
 
@@ -400,7 +400,9 @@ export async function startPostgres(
         logFile(part),
       ]);
     } catch (err) {
-      throw new Error(`${part.name}: could not start: ${(err as Error).message}\n${tailLog(part)}`);
+      throw new Error(`${part.name}: could not start: ${(err as Error).message}\n${tailLog(part)}`, {
+        cause: err,
+      });
     }
     pid = postgresPid(layout, region);
     if (pid === undefined)

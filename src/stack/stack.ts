@@ -21,6 +21,7 @@ import { ensureSecrets } from './secrets.ts';
 import { s3ServerRunning, startS3Server, stopS3Server } from './s3-server.ts';
 import { route53ServerRunning, startRoute53Server, stopRoute53Server } from './route53-server.ts';
 import {
+  kubernetesPart,
   kubernetesStandInsRunning,
   startKubernetesStandIns,
   stopKubernetesStandIns,
@@ -314,9 +315,11 @@ export async function stackStatus(layout: StackLayout): Promise<StackStatus> {
   const k8s = kubernetesStandInsRunning(layout);
   for (const region of STACK_REGIONS) {
     const k = layout.kubernetes[region];
+    const pid = runningPid(kubernetesPart(layout, region));
     parts.push({
       name: `kubernetes-${region}`,
       running: k8s[region],
+      ...(pid !== undefined ? { pid } : {}),
       address: k.server,
       details: { kubeconfig: k.kubeconfig, context: k.context },
     });
