@@ -121,7 +121,7 @@ export function stackBuckets(layout: StackLayout, plan: Plan): string[] {
  * Starts SeaweedFS unless the one the stack started still runs, waits until an authenticated
  * ListBuckets over TLS (verified against the stack's CA) succeeds, and creates the plan's buckets.
  * Idempotent, and safe when several processes call it at once. A running server is restarted
- * when its certificate or credentials changed.
+ * when its certificate, credentials or command line changed.
  */
 export async function startS3Server(layout: StackLayout, secrets: StackSecrets, plan: Plan): Promise<void> {
   const tls = await ensureTls(layout);
