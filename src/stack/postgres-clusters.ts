@@ -43,15 +43,8 @@ const isCluster = (dir: string) => fs.existsSync(path.join(dir, 'PG_VERSION'));
 
 /** The postmaster serving the region's data directory, if one runs (from its postmaster.pid). */
 export function postgresPid(layout: StackLayout, region: StackRegion): number | undefined {
-  let pid: number;
-  try {
-    pid = Number(
-      fs.readFileSync(path.join(layout.postgres[region].dataDir, 'postmaster.pid'), 'utf8').split('\n')[0],
-    );
-  } catch {
-    return undefined;
-  }
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
+  const pid = lockFilePid(layout.postgres[region].dataDir);
+  if (pid === undefined || !isAlive(pid)) return undefined;
   try {
     if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') return undefined;
   } catch {
@@ -59,6 +52,31 @@ export function postgresPid(layout: StackLayout, region: StackRegion): number | 
   }
   return pid;
 }
+
+/** The pid PostgreSQL's lock file (postmaster.pid) names, alive or not. */
+function lockFilePid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * After a postmaster was killed (SIGKILL in a chaos test), its pid lingers as a zombie until init
+ * reaps it and its children take a moment to notice; PostgreSQL refuses to start meanwhile
+ * ("lock file already exists", "pre-existing shared memory block is still in use"). Waits for
+ * the old pid to vanish; the lock file itself is left for PostgreSQL to judge.
+ */
+async function waitForKilledPostmaster(dataDir: string, timeoutMs: number): Promise<void> {
+  const pid = lockFilePid(dataDir);
+  if (pid === undefined) return;
+  const deadline = Date.now() + timeoutMs;
+  while (fs.existsSync(`/proc/${pid}`) && !isAlive(pid) && Date.now() < deadline) await sleep(100);
+}
+
+const STALE_LOCK = /lock file "postmaster\.pid" already exists|pre-existing shared memory block/;
 
 export function postgresRunning(layout: StackLayout, region: StackRegion): boolean {
   return postgresPid(layout, region) !== undefined;
@@ -388,21 +406,32 @@ export async function startPostgres(
     ownedDir(layout, sockets, 0o755);
     ownedFile(layout, logFile(part), undefined, 0o640);
     writeConfig(layout, region, c.dataDir);
-    try {
-      await runPg(layout, 'pg_ctl', [
-        'start',
-        '-w',
-        '-t',
-        String(Math.ceil(timeoutMs / 1000)),
-        '-D',
-        c.dataDir,
-        '-l',
-        logFile(part),
-      ]);
-    } catch (err) {
-      throw new Error(`${part.name}: could not start: ${(err as Error).message}\n${tailLog(part)}`, {
-        cause: err,
-      });
+    await waitForKilledPostmaster(c.dataDir, 15_000);
+    const staleDeadline = Date.now() + 15_000;
+    for (;;) {
+      const logSize = fs.statSync(logFile(part)).size;
+      try {
+        await runPg(layout, 'pg_ctl', [
+          'start',
+          '-w',
+          '-t',
+          String(Math.ceil(timeoutMs / 1000)),
+          '-D',
+          c.dataDir,
+          '-l',
+          logFile(part),
+        ]);
+        break;
+      } catch (err) {
+        const fresh = readFrom(logFile(part), logSize);
+        if (STALE_LOCK.test(fresh) && Date.now() < staleDeadline) {
+          await sleep(500);
+          continue;
+        }
+        throw new Error(`${part.name}: could not start: ${(err as Error).message}\n${tailLog(part)}`, {
+          cause: err,
+        });
+      }
     }
     pid = postgresPid(layout, region);
     if (pid === undefined)
@@ -414,6 +443,14 @@ export async function startPostgres(
   const inRecovery = (await postgresInRecovery(layout, region)) ?? false;
   if (inRecovery && opts.waitStreaming !== false) await waitStreaming(layout, region, timeoutMs);
   return { region, action, pid, inRecovery };
+}
+
+function readFrom(file: string, offset: number): string {
+  try {
+    return fs.readFileSync(file).subarray(offset).toString('utf8');
+  } catch {
+    return '';
+  }
 }
 
 async function waitStreaming(layout: StackLayout, region: StackRegion, timeoutMs: number): Promise<void> {
@@ -458,6 +495,26 @@ async function freshPartialDir(layout: StackLayout, dataDir: string): Promise<st
 }
 
 /**
+ * A stopped primary is not started as a writable cluster while another region runs as a primary
+ * (after a failover promoted the replica): that would make two primaries.
+ */
+async function refuseSecondPrimary(layout: StackLayout, region: StackRegion): Promise<void> {
+  const dataDir = layout.postgres[region].dataDir;
+  if (postgresPid(layout, region) !== undefined || fs.existsSync(path.join(dataDir, 'standby.signal')))
+    return;
+  for (const other of STACK_REGIONS) {
+    if (other === region || postgresPid(layout, other) === undefined) continue;
+    if ((await postgresInRecovery(layout, other)) === false)
+      throw new Error(
+        `postgres-${region}: not started: postgres-${other} runs as a primary (a failover promoted it), so ` +
+          `starting ${region} would make two primaries. Bring ${region} back as a replica of ${other} ` +
+          `(pg_rewind, standby.signal), or reset the stack's PostgreSQL: lifeboat stack down && ` +
+          `rm -rf ${path.dirname(dataDir)} && lifeboat stack up`,
+      );
+  }
+}
+
+/**
  * The primary: initdb when there is no cluster yet, start (or reuse), then the role, database,
  * table and replication slots (on a writable cluster).
  */
@@ -487,6 +544,8 @@ export async function ensurePostgresPrimary(
     fs.rmSync(dataDir, { recursive: true, force: true });
     fs.renameSync(partial, dataDir);
     created = true;
+  } else {
+    await refuseSecondPrimary(layout, region);
   }
   const result = await startPostgres(layout, region);
   if (!result.inRecovery) await setupPrimary(layout, region, password);

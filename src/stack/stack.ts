@@ -194,6 +194,7 @@ export interface PartDown {
   name: string;
   /** False when nothing the stack started was running. */
   stopped: boolean;
+  seconds: number;
 }
 
 /**
@@ -207,9 +208,12 @@ export async function stackDown(layout: StackLayout, log: Log = () => {}): Promi
     async () => {
       const results: PartDown[] = [];
       const step = async (name: string, fn: () => Promise<boolean>) => {
+        const started = performance.now();
         const stopped = await fn();
-        results.push({ name, stopped });
-        log(`  ${name.padEnd(20)} ${stopped ? 'stopped' : 'not running'}`);
+        results.push({ name, stopped, seconds: seconds(started) });
+        log(
+          `  ${name.padEnd(20)} ${(stopped ? 'stopped' : 'not running').padEnd(11)} ${`${seconds(started).toFixed(1)}s`.padStart(6)}`,
+        );
       };
       const primary = primaryRegion(layout);
       const replicas = STACK_REGIONS.filter((r) => r !== primary);
