@@ -2,6 +2,7 @@
 // until each answers, `down` stops what the stack started, `status` says what runs where.
 // Parts: the Temporal dev server, PostgreSQL primary + streaming replica, the S3-compatible server
 // (SeaweedFS over TLS), the Route53-compatible API (moto) and the Kubernetes API stand-ins.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Plan } from '../domain/plan.ts';
 import { STACK_REGIONS, type StackLayout } from './layout.ts';
@@ -203,6 +204,10 @@ export interface PartDown {
  * server the stack did not start is left alone.
  */
 export async function stackDown(layout: StackLayout, log: Log = () => {}): Promise<PartDown[]> {
+  if (!fs.existsSync(layout.runDir)) {
+    log(`  nothing to stop: no stack was started in ${layout.state}`);
+    return [];
+  }
   return withLockFile(
     stackLock(layout),
     async () => {
