@@ -32,3 +32,31 @@ describe('replay of recorded histories', () => {
     assert.deepEqual(failures, []);
   });
 });
+
+describe('recorded histories', () => {
+  it('hold no age identity and none of the local stack secrets', () => {
+    const secretsFile = path.join(dir, '..', '..', '.lifeboat', 'secrets.env');
+    const secrets = fs.existsSync(secretsFile)
+      ? Object.values(parseEnv(fs.readFileSync(secretsFile, 'utf8'))).filter((v) => v.length >= 6)
+      : [];
+    for (const file of files) {
+      const text = fs.readFileSync(path.join(dir, file), 'utf8');
+      const decoded = [...text.matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)].map((m) =>
+        Buffer.from(m[1]!, 'base64').toString('utf8'),
+      );
+      const all = [text, ...decoded].join('\n');
+      assert.doesNotMatch(all, /AGE-SECRET-KEY-/, file);
+      for (const s of secrets) assert.ok(!all.includes(s), `${file} contains a secret of the local stack`);
+    }
+  });
+});
+
+function parseEnv(text: string): Record<string, string> {
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .map((l) => /^([A-Z0-9_]+)=(.*)$/.exec(l.trim()))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => [m[1]!, m[2]!.replace(/^"|"$/g, '')]),
+  );
+}

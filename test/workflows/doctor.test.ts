@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import type { DoctorReport } from '../../src/domain/doctor.ts';
 import { startPostgres, stopPostgres } from '../../src/stack/postgres-clusters.ts';
 import { leakedSecrets } from '../support/history.ts';
@@ -99,7 +99,7 @@ describe('doctor on the local stack', () => {
           pending.some(
             (a) =>
               a.activityType?.name === 'inspectPostgres' &&
-              a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+              a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
           )
         )
           break;
