@@ -9,9 +9,9 @@ source scripts/bootstrap.sh
 started=$(date +%s)
 
 echo "== lint, format and types"
-npx eslint .
-npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
-npx tsc -p tsconfig.json
+node_modules/.bin/eslint .
+node_modules/.bin/prettier --check . >/dev/null || { node_modules/.bin/prettier --check .; exit 1; }
+node_modules/.bin/tsc -p tsconfig.json
 
 echo "== local stack"
 stack_was_up=false

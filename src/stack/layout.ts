@@ -18,7 +18,15 @@ export interface StackLayout {
   tls: { dir: string; caCert: string; caKey: string; serverCert: string; serverKey: string };
   /** age recipients file (public keys) the example plan points at; the identity is in secretsFile. */
   ageRecipientsFile: string;
-  temporal: { host: string; port: number; uiPort: number; address: string; uiUrl: string; dbFile: string; namespace: string };
+  temporal: {
+    host: string;
+    port: number;
+    uiPort: number;
+    address: string;
+    uiUrl: string;
+    dbFile: string;
+    namespace: string;
+  };
   postgres: Record<
     StackRegion,
     { host: string; port: number; dataDir: string; role: 'primary' | 'replica'; slot?: string }
@@ -35,7 +43,10 @@ export interface StackLayout {
     filerPort: number;
   };
   route53: { host: string; port: number; endpoint: string; zone: string };
-  kubernetes: Record<StackRegion, { port: number; server: string; kubeconfig: string; stateFile: string; context: string }>;
+  kubernetes: Record<
+    StackRegion,
+    { port: number; server: string; kubeconfig: string; stateFile: string; context: string }
+  >;
 }
 
 /** The stack's layout for a state folder. Ports are fixed so that `temporal` CLI defaults work. */

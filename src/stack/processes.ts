@@ -122,7 +122,8 @@ export async function waitUntil(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await probe().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${p.name}: ${what} not ready after ${timeoutMs / 1000}s\n${tailLog(p)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${p.name}: ${what} not ready after ${timeoutMs / 1000}s\n${tailLog(p)}`);
     await sleep(200);
   }
 }
