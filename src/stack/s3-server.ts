@@ -3,7 +3,14 @@
 // with the stack's certificate and requires the access key from the stack's secrets.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CreateBucketCommand, HeadBucketCommand, ListBucketsCommand } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListBucketsCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import type { Plan, StorageLocation } from '../domain/plan.ts';
 import type { StackLayout } from './layout.ts';
 import { stackS3Client, stackS3Credentials, type StackSecrets } from './aws-clients.ts';
@@ -162,7 +169,40 @@ export async function startS3Server(layout: StackLayout, secrets: StackSecrets, 
       await waitForS3(layout, secrets, p);
     }
   });
-  await ensureBuckets(layout, secrets, stackBuckets(layout, plan));
+  const buckets = stackBuckets(layout, plan);
+  await ensureBuckets(layout, secrets, buckets);
+  if (buckets[0]) await waitForDataPath(layout, secrets, p, buckets[0]);
+}
+
+/**
+ * The S3 gateway answers ListBuckets (filer metadata) before the volume server has registered
+ * with the master; until then object reads fail with InternalError. Ready means an object can
+ * be written, read back and deleted.
+ */
+async function waitForDataPath(
+  layout: StackLayout,
+  secrets: StackSecrets,
+  p: PartProcess,
+  Bucket: string,
+): Promise<void> {
+  const client = stackS3Client(layout, secrets, { maxAttempts: 1 });
+  const Key = '.lifeboat-stack/ready-probe';
+  try {
+    await waitUntil(
+      p,
+      `write, read and delete of s3://${Bucket}/${Key}`,
+      async () => {
+        await client.send(new PutObjectCommand({ Bucket, Key, Body: 'ready' }));
+        const out = await client.send(new GetObjectCommand({ Bucket, Key }));
+        const body = await out.Body?.transformToString();
+        await client.send(new DeleteObjectCommand({ Bucket, Key }));
+        return body === 'ready';
+      },
+      START_TIMEOUT_MS,
+    );
+  } finally {
+    client.destroy();
+  }
 }
 
 /**
