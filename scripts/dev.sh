@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=bootstrap.sh
 source scripts/bootstrap.sh
-plan=examples/lifeboat.yaml
 state=${LIFEBOAT_STATE:-.lifeboat}
+# The stack writes its own plan: examples/lifeboat.yaml with its ports and paths.
+plan="$state/lifeboat.yaml"
 
-lifeboat stack up -f "$plan"
+lifeboat stack up
+eval "$(lifeboat stack status --json | node -e 'const s=JSON.parse(require("fs").readFileSync(0,"utf8"));const t=s.parts.find(p=>p.name==="temporal");console.log(`export TEMPORAL_ADDRESS=${t.address}`)')"
 
 pids=()
 stop() {
@@ -21,7 +23,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-port=9464
+port=$((9464 + ${LIFEBOAT_PORT_OFFSET:-0}))
 for region in us-east-1 us-west-2; do
   lifeboat worker --region "$region" -f "$plan" --env-file "$state/secrets.env" \
     --metrics-address "127.0.0.1:$port" >"$state/logs/worker-$region.log" 2>&1 &
@@ -39,6 +41,6 @@ done
 
 lifeboat doctor -f "$plan" || echo "doctor found problems (see above)"
 echo
-echo "Temporal Web UI: http://127.0.0.1:8233   worker logs: $state/logs/worker-*.log"
+echo "Temporal Web UI: $(lifeboat stack status --json | node -e 'const s=JSON.parse(require("fs").readFileSync(0,"utf8"));console.log(s.parts.find(p=>p.name==="temporal").details.webUi)')   worker logs: $state/logs/worker-*.log"
 echo "Workers are running. Ctrl-C to stop them."
 wait "${pids[@]}"

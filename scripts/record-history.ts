@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
-import { defaultStateDir, stackLayout } from '../src/stack/layout.ts';
+import { layoutFromEnv } from '../src/stack/layout.ts';
 import { loadSecrets } from '../src/stack/secrets.ts';
 import { leakedSecrets } from '../test/support/history.ts';
 
@@ -14,7 +14,7 @@ if (!workflowId || !name) {
   process.stderr.write('usage: record-history.ts <workflow-id> <name>\n');
   process.exit(2);
 }
-const layout = stackLayout(defaultStateDir());
+const layout = layoutFromEnv();
 const json = execFileSync(
   path.join(layout.toolsBin, 'temporal'),
   [

@@ -19,7 +19,7 @@ if lifeboat stack status --json 2>/dev/null | node -e 'const s=JSON.parse(requir
   stack_was_up=true
   echo "reusing the running stack"
 fi
-lifeboat stack up -f examples/lifeboat.yaml
+lifeboat stack up
 if [ "$stack_was_up" = false ]; then
   trap 'echo "== stopping the stack this run started"; lifeboat stack down || true' EXIT
 fi

@@ -8,6 +8,10 @@ export type StackRegion = (typeof STACK_REGIONS)[number];
 export interface StackLayout {
   /** Root of everything the stack writes (default `.lifeboat/` in the checkout). */
   state: string;
+  /** Added to every port, so that several stacks can run side by side (LIFEBOAT_PORT_OFFSET). */
+  portOffset: number;
+  /** The plan of this stack, written by `stack up` (examples/lifeboat.yaml with this layout's ports and paths). */
+  planFile: string;
   /** `KEY=value` lines with the credentials the stack generated; never printed, never in a plan. */
   secretsFile: string;
   /** Where each started process writes its pid and log. */
@@ -49,10 +53,14 @@ export interface StackLayout {
   >;
 }
 
-/** The stack's layout for a state folder. Ports are fixed so that `temporal` CLI defaults work. */
-export function stackLayout(state: string): StackLayout {
+/**
+ * The stack's layout for a state folder. With no offset the ports are the `temporal` CLI's
+ * defaults (7233, 8233) and those of examples/lifeboat.yaml.
+ */
+export function stackLayout(state: string, portOffset = 0): StackLayout {
   const abs = path.resolve(state);
   const host = '127.0.0.1';
+  const at = (port: number) => port + portOffset;
   const tlsDir = path.join(abs, 'tls');
   const k8s = (region: StackRegion, port: number) => ({
     port,
@@ -63,6 +71,8 @@ export function stackLayout(state: string): StackLayout {
   });
   return {
     state: abs,
+    portOffset,
+    planFile: path.join(abs, 'lifeboat.yaml'),
     secretsFile: path.join(abs, 'secrets.env'),
     ageRecipientsFile: path.join(abs, 'age', 'recipients.txt'),
     runDir: path.join(abs, 'run'),
@@ -77,10 +87,10 @@ export function stackLayout(state: string): StackLayout {
     },
     temporal: {
       host,
-      port: 7233,
-      uiPort: 8233,
-      address: `${host}:7233`,
-      uiUrl: `http://${host}:8233`,
+      port: at(7233),
+      uiPort: at(8233),
+      address: `${host}:${at(7233)}`,
+      uiUrl: `http://${host}:${at(8233)}`,
       dbFile: path.join(abs, 'temporal', 'temporal.db'),
       namespace: 'default',
     },
@@ -90,10 +100,15 @@ export function stackLayout(state: string): StackLayout {
       superuser: 'postgres',
       appUser: 'lifeboat',
       database: 'orders',
-      'us-east-1': { host, port: 15432, dataDir: path.join(abs, 'postgres', 'us-east-1'), role: 'primary' },
+      'us-east-1': {
+        host,
+        port: at(15432),
+        dataDir: path.join(abs, 'postgres', 'us-east-1'),
+        role: 'primary',
+      },
       'us-west-2': {
         host,
-        port: 15433,
+        port: at(15433),
         dataDir: path.join(abs, 'postgres', 'us-west-2'),
         role: 'replica',
         slot: 'replica_us_west_2',
@@ -101,23 +116,38 @@ export function stackLayout(state: string): StackLayout {
     },
     s3: {
       host,
-      port: 18333,
-      endpoint: `https://${host}:18333`,
+      port: at(18333),
+      endpoint: `https://${host}:${at(18333)}`,
       bucket: 'lifeboat-backups',
       region: 'us-east-1',
       dataDir: path.join(abs, 's3'),
-      masterPort: 19333,
-      volumePort: 18080,
-      filerPort: 18888,
+      masterPort: at(19333),
+      volumePort: at(18080),
+      filerPort: at(18888),
     },
-    route53: { host, port: 15000, endpoint: `http://${host}:15000`, zone: 'lifeboat.internal.' },
-    kubernetes: { 'us-east-1': k8s('us-east-1', 16443), 'us-west-2': k8s('us-west-2', 16444) },
+    route53: { host, port: at(15000), endpoint: `http://${host}:${at(15000)}`, zone: 'lifeboat.internal.' },
+    kubernetes: { 'us-east-1': k8s('us-east-1', at(16443)), 'us-west-2': k8s('us-west-2', at(16444)) },
   };
 }
 
 /** The state folder: `LIFEBOAT_STATE`, or `.lifeboat/` in the current directory. */
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.LIFEBOAT_STATE ?? '.lifeboat');
+}
+
+/** The port offset: `LIFEBOAT_PORT_OFFSET`, or 0. */
+export function defaultPortOffset(env: NodeJS.ProcessEnv = process.env): number {
+  const offset = Number(env.LIFEBOAT_PORT_OFFSET ?? '0');
+  if (!Number.isInteger(offset) || offset < 0 || offset > 20_000)
+    throw new Error(
+      `LIFEBOAT_PORT_OFFSET must be an integer from 0 to 20000, not "${env.LIFEBOAT_PORT_OFFSET}"`,
+    );
+  return offset;
+}
+
+/** The layout named by the environment (LIFEBOAT_STATE, LIFEBOAT_PORT_OFFSET). */
+export function layoutFromEnv(env: NodeJS.ProcessEnv = process.env, state?: string): StackLayout {
+  return stackLayout(state ?? defaultStateDir(env), defaultPortOffset(env));
 }
 
 /** Environment variables the stack writes into `secretsFile`; plans refer to them by name. */

@@ -1,9 +1,8 @@
 // `lifeboat stack up|down|status`: the embedded local stack on loopback (Temporal dev server,
 // PostgreSQL primary + replica, S3- and Route53-compatible servers, Kubernetes API stand-ins).
-import fs from 'node:fs';
 import path from 'node:path';
-import { defaultStateDir, stackLayout } from '../stack/layout.ts';
-import { CHECKOUT_ROOT } from '../stack/prerequisites.ts';
+import { layoutFromEnv, type StackLayout } from '../stack/layout.ts';
+import { writeStackPlan } from '../stack/stack-plan.ts';
 import { MissingPrerequisitesError, StackUpError, stackDown, stackStatus, stackUp } from '../stack/stack.ts';
 import { readPlanFile } from '../workers/plan-file.ts';
 import { parseCommandArgs } from './args.ts';
@@ -18,18 +17,16 @@ const USAGE = `usage: lifeboat stack up|down|status [--json] [-f plan] [--state 
   status   what runs where (addresses, no passwords); exit 1 when a part is not running
 
   -f, --file <plan>  plan that seeds buckets, DNS records and Kubernetes objects (up only);
-                     default LIFEBOAT_PLAN, else ./lifeboat.yaml, else the checkout's examples/lifeboat.yaml
+                     default the stack's own plan, <state>/lifeboat.yaml, which every up writes
+                     (examples/lifeboat.yaml with this stack's ports and paths)
   --state <dir>      state folder; default LIFEBOAT_STATE, else ./.lifeboat
+  LIFEBOAT_PORT_OFFSET=N  shift every port by N to run a second stack beside the first
   --json             one JSON document on stdout
 `;
 
-/** `-f`, else LIFEBOAT_PLAN, else ./lifeboat.yaml when it exists, else the checkout's example plan. */
-export function stackPlanPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  if (flag) return path.resolve(flag);
-  if (env.LIFEBOAT_PLAN) return path.resolve(env.LIFEBOAT_PLAN);
-  const local = path.resolve('lifeboat.yaml');
-  if (fs.existsSync(local)) return local;
-  return path.join(CHECKOUT_ROOT, 'examples', 'lifeboat.yaml');
+/** The plan that seeds the stack: `-f`, else the stack's own plan (written on every up). */
+export function stackPlanPath(flag: string | undefined, layout: StackLayout): string {
+  return flag ? path.resolve(flag) : writeStackPlan(layout);
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -66,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
     return EXIT.badInput;
   }
   const json = args.json === true;
-  const layout = stackLayout((args.state as string | undefined) ?? defaultStateDir());
+  const layout = layoutFromEnv(process.env, args.state as string | undefined);
 
   if (action === 'status') {
     const status = await stackStatus(layout);
@@ -105,7 +102,8 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
 
-  const planFile = stackPlanPath(args.file as string | undefined);
+  if (args.file !== undefined) writeStackPlan(layout);
+  const planFile = stackPlanPath(args.file as string | undefined, layout);
   const plan = readPlanFile(planFile);
   if (!plan.ok) {
     if (json) printJson({ ok: false, file: plan.file, problems: plan.problems });

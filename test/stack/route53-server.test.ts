@@ -21,7 +21,7 @@ import { parse } from 'yaml';
 import { validatePlan } from '../../src/domain/plan-validation.ts';
 import type { Plan } from '../../src/domain/plan.ts';
 import { stackRoute53Client } from '../../src/stack/aws-clients.ts';
-import { defaultStateDir, STACK_SECRET_ENV, stackLayout, type StackLayout } from '../../src/stack/layout.ts';
+import { STACK_SECRET_ENV, type StackLayout, layoutFromEnv, stackLayout } from '../../src/stack/layout.ts';
 import {
   findHostedZoneId,
   route53ServerRunning,
@@ -30,7 +30,7 @@ import {
 } from '../../src/stack/route53-server.ts';
 import { ensureSecrets } from '../../src/stack/secrets.ts';
 
-const layout = stackLayout(defaultStateDir());
+const layout = layoutFromEnv();
 
 function examplePlan(): Plan {
   const result = validatePlan(parse(fs.readFileSync(path.resolve('examples/lifeboat.yaml'), 'utf8')));

@@ -34,7 +34,7 @@ import { parse } from 'yaml';
 import { validatePlan } from '../../src/domain/plan-validation.ts';
 import type { Plan } from '../../src/domain/plan.ts';
 import { stackS3Client } from '../../src/stack/aws-clients.ts';
-import { defaultStateDir, STACK_SECRET_ENV, stackLayout, type StackLayout } from '../../src/stack/layout.ts';
+import { STACK_SECRET_ENV, type StackLayout, layoutFromEnv, stackLayout } from '../../src/stack/layout.ts';
 import {
   ensureBuckets,
   s3ServerRunning,
@@ -45,7 +45,7 @@ import {
 import { ensureSecrets } from '../../src/stack/secrets.ts';
 import { ensureTls } from '../../src/stack/tls.ts';
 
-const layout = stackLayout(defaultStateDir());
+const layout = layoutFromEnv();
 const MiB = 1024 * 1024;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 

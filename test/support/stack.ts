@@ -1,20 +1,21 @@
 // The real local stack for tests: reuses it when every part runs, otherwise brings it up with the
-// example plan (the same as `lifeboat stack up`). Several test files may call this at once: the
+// stack's own plan (the same as `lifeboat stack up`). Several test files may call this at once: the
 // stack's lock makes them wait for one another. Tests never bring the stack down.
 import type { Plan } from '../../src/domain/plan.ts';
-import { type StackLayout, type StackRegion, stackLayout } from '../../src/stack/layout.ts';
+import { layoutFromEnv, type StackLayout, type StackRegion } from '../../src/stack/layout.ts';
+import { writeStackPlan } from '../../src/stack/stack-plan.ts';
 import { postgresPid } from '../../src/stack/postgres-clusters.ts';
 import { loadSecrets } from '../../src/stack/secrets.ts';
 import { stackStatus, stackUp } from '../../src/stack/stack.ts';
 import { loadPlan } from '../../src/workers/plan-file.ts';
-import { examplePlanFile, repoRoot } from './plans.ts';
+import { repoRoot } from './plans.ts';
 import path from 'node:path';
 
 export interface TestStack {
   layout: StackLayout;
   /** The stack's credentials (`LIFEBOAT_PG_PASSWORD`, …), as in layout.secretsFile. */
   secrets: Record<string, string>;
-  /** process.env with the stack's secrets added, for child processes and clients. */
+  /** process.env with the stack's secrets and TEMPORAL_ADDRESS, for child processes and clients. */
   env: NodeJS.ProcessEnv;
   planFile: string;
   plan: Plan;
@@ -38,8 +39,9 @@ export function ensureStack(): Promise<TestStack> {
 }
 
 async function bringUp(): Promise<TestStack> {
-  const layout = stackLayout(testStateDir());
-  const plan = loadPlan(examplePlanFile);
+  const layout = layoutFromEnv(process.env, testStateDir());
+  const planFile = writeStackPlan(layout);
+  const plan = loadPlan(planFile);
   const status = await stackStatus(layout);
   if (!status.running) {
     const down = status.parts.filter((p) => !p.running).map((p) => p.name);
@@ -50,8 +52,8 @@ async function bringUp(): Promise<TestStack> {
   return {
     layout,
     secrets,
-    env: { ...process.env, ...secrets },
-    planFile: examplePlanFile,
+    env: { ...process.env, ...secrets, TEMPORAL_ADDRESS: layout.temporal.address },
+    planFile,
     plan,
     postgresPid(region: StackRegion): number {
       const pid = postgresPid(layout, region);

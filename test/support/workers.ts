@@ -1,7 +1,7 @@
 // Real worker processes, started through the CLI as an operator would, for the stack's regions.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { examplePlanFile, repoRoot } from './plans.ts';
+import { repoRoot } from './plans.ts';
 
 export interface WorkerProcess {
   region: string;
@@ -14,12 +14,13 @@ export interface WorkerProcess {
 export async function startWorker(
   region: string,
   secretsFile: string,
-  planFile = examplePlanFile,
+  planFile: string,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<WorkerProcess> {
   const child = spawn(
     path.join(repoRoot, 'bin', 'lifeboat'),
     ['worker', '--region', region, '-f', planFile, '--env-file', secretsFile],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env },
   );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

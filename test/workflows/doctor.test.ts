@@ -20,7 +20,9 @@ describe('doctor on the local stack', () => {
 
   const startWorkers = async () => {
     workers = await Promise.all(
-      ['us-east-1', 'us-west-2'].map((r) => startWorker(r, stack.layout.secretsFile)),
+      ['us-east-1', 'us-west-2'].map((r) =>
+        startWorker(r, stack.layout.secretsFile, stack.planFile, stack.env),
+      ),
     );
   };
 
@@ -37,7 +39,7 @@ describe('doctor on the local stack', () => {
   });
 
   it('reports every system healthy, exit 0, with no secret in the history', async () => {
-    const run = await runCli(['doctor', '-f', 'examples/lifeboat.yaml', '--json']);
+    const run = await runCli(['doctor', '-f', stack.planFile, '--json'], stack.env);
     assert.equal(run.code, 0, run.stdout + run.stderr);
     const report = JSON.parse(run.stdout) as DoctorReport & { workflowId: string };
     const failing = report.findings.filter((f) => !f.ok);
@@ -67,12 +69,14 @@ describe('doctor on the local stack', () => {
   it('says the replica is unreachable when it is stopped, exit 1', async () => {
     await stopPostgres(stack.layout, 'us-west-2');
     try {
-      const run = await runCli(['doctor', '-f', 'examples/lifeboat.yaml']);
+      const run = await runCli(['doctor', '-f', stack.planFile], stack.env);
       assert.equal(run.code, 1, run.stdout + run.stderr);
       const line = run.stdout.split('\n').find((l) => l.includes('orders@us-west-2'));
       assert.match(
         line ?? '',
-        /^FAIL\s+postgres\s+orders@us-west-2\s+replica unreachable: 127\.0\.0\.1:15433/,
+        new RegExp(
+          `^FAIL\\s+postgres\\s+orders@us-west-2\\s+replica unreachable: 127\\.0\\.0\\.1:${stack.layout.postgres['us-west-2'].port}`,
+        ),
       );
       assert.match(run.stdout, /^ok\s+postgres\s+orders@us-east-1/m);
       assert.match(run.stdout, /1 of 7 checks failed/);
@@ -111,7 +115,7 @@ describe('doctor on the local stack', () => {
       resumed = true;
       workers = [
         workers.find((w) => w.region === 'us-east-1')!,
-        await startWorker('us-west-2', stack.layout.secretsFile),
+        await startWorker('us-west-2', stack.layout.secretsFile, stack.planFile, stack.env),
       ];
       const report = (await handle.result()) as DoctorReport;
       assert.deepEqual(
