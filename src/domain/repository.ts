@@ -1,0 +1,73 @@
+// The repository layout: every key Lifeboat writes to storage, in one place. Objects are written
+// once under keys that name them and never overwritten; the catalog is derived by listing
+// manifests. Data objects are tar/zstd/age; manifests are plain JSON (no secrets, so the catalog
+// can be read without the decryption key).
+import { joinKey } from './naming.ts';
+
+/** Backup ids sort by time: `<database>-<kind>-<yyyymmddThhmmssZ>`. */
+export function backupId(database: string, kind: 'full' | 'incremental', at: Date): string {
+  return `${database}-${kind}-${compactTime(at)}`;
+}
+
+export function compactTime(at: Date): string {
+  return at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
+}
+
+export const repository = {
+  databaseRoot: (prefix: string, database: string) => joinKey(prefix, 'databases', database),
+
+  /** One folder per base backup; its manifest lives apart so that listing manifests lists backups. */
+  backupFolder: (prefix: string, database: string, id: string) =>
+    joinKey(prefix, 'databases', database, 'backups', id),
+  backupObject: (prefix: string, database: string, id: string, file: string) =>
+    joinKey(prefix, 'databases', database, 'backups', id, file),
+  manifestsPrefix: (prefix: string, database: string) =>
+    joinKey(prefix, 'databases', database, 'manifests') + '/',
+  /** Written last: a backup without a manifest is incomplete by definition. */
+  manifest: (prefix: string, database: string, id: string) =>
+    joinKey(prefix, 'databases', database, 'manifests', `${id}.json`),
+
+  walPrefix: (prefix: string, database: string) => joinKey(prefix, 'databases', database, 'wal') + '/',
+  /** A completed WAL segment, e.g. 000000010000000000000003. */
+  walSegment: (prefix: string, database: string, segment: string) =>
+    joinKey(prefix, 'databases', database, 'wal', segment.slice(0, 8), `${segment}.zst.age`),
+  /** The partial segment as of an LSN: each upload is a new object, never a rewrite. */
+  walPartial: (prefix: string, database: string, segment: string, upToLsn: string) =>
+    joinKey(
+      prefix,
+      'databases',
+      database,
+      'wal',
+      segment.slice(0, 8),
+      `${segment}.partial.${upToLsn.replace('/', '-')}.zst.age`,
+    ),
+  timelineHistory: (prefix: string, database: string, timeline: number) =>
+    joinKey(
+      prefix,
+      'databases',
+      database,
+      'wal',
+      'history',
+      `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history.age`,
+    ),
+
+  /** Kubernetes objects, content-addressed by the sha256 of their normalised JSON. */
+  clusterObject: (prefix: string, cluster: string, sha256: string) =>
+    joinKey(prefix, 'clusters', cluster, 'objects', sha256.slice(0, 2), `${sha256}.json.zst.age`),
+  clusterSnapshot: (prefix: string, cluster: string, id: string) =>
+    joinKey(prefix, 'clusters', cluster, 'snapshots', `${id}.json`),
+
+  drillReport: (prefix: string, database: string, drillId: string, file: string) =>
+    joinKey(prefix, 'drills', database, drillId, file),
+  auditRecord: (prefix: string, at: Date, workflowId: string) =>
+    joinKey(
+      prefix,
+      'audit',
+      at.toISOString().slice(0, 4),
+      at.toISOString().slice(5, 7),
+      `${workflowId}.json`,
+    ),
+};
