@@ -16,10 +16,11 @@ export async function startWorker(
   secretsFile: string,
   planFile: string,
   env: NodeJS.ProcessEnv = process.env,
+  extraArgs: string[] = [],
 ): Promise<WorkerProcess> {
   const child = spawn(
     path.join(repoRoot, 'bin', 'lifeboat'),
-    ['worker', '--region', region, '-f', planFile, '--env-file', secretsFile],
+    ['worker', '--region', region, '-f', planFile, '--env-file', secretsFile, ...extraArgs],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env },
   );
   let out = '';

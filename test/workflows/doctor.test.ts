@@ -2,7 +2,13 @@
 // replica, SeaweedFS over TLS, moto's Route53 and the Kubernetes stand-ins, with real worker
 // processes started through the CLI.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parse, stringify } from 'yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
@@ -17,29 +23,58 @@ describe('doctor on the local stack', () => {
   let workers: WorkerProcess[] = [];
   let client: Client;
   let connection: Connection;
+  // The plan's webhook: a local receiver that is unavailable for its first two requests, so the
+  // notify activity's retries with backoff are exercised for real.
+  const deliveries: { status: number; body: any }[] = [];
+  const receiver = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString()));
+    req.on('end', () => {
+      const status = deliveries.length < 2 ? 503 : 200;
+      deliveries.push({ status, body: JSON.parse(text) });
+      res.writeHead(status).end();
+    });
+  });
+  let planFile: string;
+  let workerEnv: NodeJS.ProcessEnv;
+  let metricsPort: number;
 
-  const startWorkers = async () => {
-    workers = await Promise.all(
-      ['us-east-1', 'us-west-2'].map((r) =>
-        startWorker(r, stack.layout.secretsFile, stack.planFile, stack.env),
-      ),
+  const startRegionWorker = (region: string) =>
+    startWorker(
+      region,
+      stack.layout.secretsFile,
+      planFile,
+      workerEnv,
+      region === 'us-east-1' ? ['--metrics-address', `127.0.0.1:${metricsPort}`] : [],
     );
-  };
 
   before(async () => {
     stack = await ensureStack();
     connection = await Connection.connect({ address: stack.layout.temporal.address });
     client = new Client({ connection });
-    await startWorkers();
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const raw = parse(fs.readFileSync(stack.planFile, 'utf8'));
+    raw.notifications = {
+      webhooks: [{ name: 'ops', urlEnv: 'LIFEBOAT_TEST_WEBHOOK_URL', events: ['failure'] }],
+    };
+    planFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-doctor-')), 'lifeboat.yaml');
+    fs.writeFileSync(planFile, stringify(raw));
+    workerEnv = {
+      ...stack.env,
+      LIFEBOAT_TEST_WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+    };
+    metricsPort = await freePort();
+    workers = await Promise.all(['us-east-1', 'us-west-2'].map(startRegionWorker));
   });
 
   after(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGTERM')));
     await connection?.close();
+    receiver.close();
   });
 
   it('reports every system healthy, exit 0, with no secret in the history', async () => {
-    const run = await runCli(['doctor', '-f', stack.planFile, '--json'], stack.env);
+    const run = await runCli(['doctor', '-f', planFile, '--json'], stack.env);
     assert.equal(run.code, 0, run.stdout + run.stderr);
     const report = JSON.parse(run.stdout) as DoctorReport & { workflowId: string };
     const failing = report.findings.filter((f) => !f.ok);
@@ -64,12 +99,13 @@ describe('doctor on the local stack', () => {
     const described = await client.workflow.getHandle(report.workflowId).describe();
     assert.deepEqual(described.searchAttributes.LifeboatKind, ['doctor']);
     assert.deepEqual(described.searchAttributes.LifeboatOutcome, ['healthy']);
+    assert.equal(deliveries.length, 0, 'a healthy doctor notifies nobody');
   });
 
   it('says the replica is unreachable when it is stopped, exit 1', async () => {
     await stopPostgres(stack.layout, 'us-west-2');
     try {
-      const run = await runCli(['doctor', '-f', stack.planFile], stack.env);
+      const run = await runCli(['doctor', '-f', planFile], stack.env);
       assert.equal(run.code, 1, run.stdout + run.stderr);
       const line = run.stdout.split('\n').find((l) => l.includes('orders@us-west-2'));
       assert.match(
@@ -80,6 +116,16 @@ describe('doctor on the local stack', () => {
       );
       assert.match(run.stdout, /^ok\s+postgres\s+orders@us-east-1/m);
       assert.match(run.stdout, /1 of 7 checks failed/);
+      // The failure reached the plan's webhook, after two refusals retried with backoff.
+      const workflowId = /doctor started: (\S+)/.exec(run.stderr)?.[1];
+      assert.deepEqual(
+        deliveries.map((d) => d.status),
+        [503, 503, 200],
+      );
+      const body = deliveries[2]!.body;
+      assert.equal(body.event, 'failure');
+      assert.equal(body.workflowId, workflowId);
+      assert.match(body.text, /1 of 7 checks failed .*postgres orders@us-west-2/);
     } finally {
       await startPostgres(stack.layout, 'us-west-2');
     }
@@ -113,10 +159,7 @@ describe('doctor on the local stack', () => {
       assert.equal(await westWorker.stop('SIGKILL'), null);
       process.kill(replicaPid, 'SIGCONT');
       resumed = true;
-      workers = [
-        workers.find((w) => w.region === 'us-east-1')!,
-        await startWorker('us-west-2', stack.layout.secretsFile, stack.planFile, stack.env),
-      ];
+      workers = [workers.find((w) => w.region === 'us-east-1')!, await startRegionWorker('us-west-2')];
       const report = (await handle.result()) as DoctorReport;
       assert.deepEqual(
         report.findings.filter((f) => !f.ok),
@@ -148,4 +191,25 @@ describe('doctor on the local stack', () => {
       return true;
     });
   });
+
+  it('serves Prometheus metrics on the address given', async () => {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /^temporal_\w+/m);
+  });
+
+  it('stops cleanly on SIGTERM, exit 0', async () => {
+    const east = workers.find((w) => w.region === 'us-east-1')!;
+    assert.equal(await east.stop('SIGTERM'), 0);
+    assert.match(east.output(), /lifeboat worker: stopped cleanly/);
+  });
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = http.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
