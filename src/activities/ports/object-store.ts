@@ -2,12 +2,20 @@
 // defaults (path-style addressing, the plan's CA, credentials by env name) live here only.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
+import type { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { joinKey, parseS3Url } from '../../domain/naming.ts';
@@ -25,6 +33,37 @@ export interface ObjectStore {
   get(key: string): Promise<Uint8Array>;
   /** Deletes an object under the store's prefix. */
   delete(key: string): Promise<void>;
+  /** Size and ETag of an object, or undefined when there is none. */
+  head(key: string): Promise<{ size: number; etag?: string } | undefined>;
+  /** A stream of an object's bytes, or of the inclusive byte range [start, end]. */
+  getStream(key: string, range?: { start: number; end?: number }): Promise<Readable>;
+  /** Every object whose key starts with `keyPrefix` (keys relative to the store's prefix). */
+  list(keyPrefix: string): Promise<StoredObject[]>;
+  /** Starts a multipart upload; returns its upload id. */
+  createMultipartUpload(key: string): Promise<string>;
+  /** Uploads one part (1-based number, at least 5 MiB except the last); returns its ETag. */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array): Promise<string>;
+  /** Assembles the uploaded parts into the object: only now does the object exist. */
+  completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[]): Promise<void>;
+  /** Discards an unfinished upload and its parts (a missing upload is not an error). */
+  abortMultipartUpload(key: string, uploadId: string): Promise<void>;
+  /** Unfinished multipart uploads whose key starts with `keyPrefix`. */
+  listMultipartUploads(keyPrefix: string): Promise<PendingUpload[]>;
+}
+
+export interface StoredObject {
+  key: string;
+  size: number;
+  lastModified?: Date;
+}
+export interface CompletedPart {
+  partNumber: number;
+  etag: string;
+}
+export interface PendingUpload {
+  key: string;
+  uploadId: string;
+  initiated?: Date;
 }
 
 export function createS3Client(location: StorageLocation, env: Environment): S3Client {
@@ -58,6 +97,11 @@ export function createObjectStore(location: StorageLocation, env: Environment): 
   let client: S3Client | undefined;
   const s3 = () => (client ??= createS3Client(location, env));
   const full = (key: string) => joinKey(prefix, key);
+  // Listing prefixes keep a trailing slash: "backups/x/" must not match "backups/x-2/".
+  const fullPrefix = (keyPrefix: string) =>
+    joinKey(prefix, keyPrefix) + (keyPrefix.endsWith('/') && joinKey(prefix, keyPrefix) ? '/' : '');
+  const relative = (key: string) =>
+    prefix && key.startsWith(`${prefix}/`) ? key.slice(prefix.length + 1) : key;
   return {
     bucket,
     prefix,
@@ -81,5 +125,115 @@ export function createObjectStore(location: StorageLocation, env: Environment): 
     async delete(key) {
       await s3().send(new DeleteObjectCommand({ Bucket: bucket, Key: full(key) }));
     },
+    async head(key) {
+      try {
+        const out = await s3().send(new HeadObjectCommand({ Bucket: bucket, Key: full(key) }));
+        return { size: out.ContentLength ?? 0, etag: out.ETag };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async getStream(key, range) {
+      const out = await s3().send(
+        new GetObjectCommand({
+          Bucket: bucket,
+          Key: full(key),
+          Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
+        }),
+      );
+      return out.Body as Readable;
+    },
+    async list(keyPrefix) {
+      const objects: StoredObject[] = [];
+      let token: string | undefined;
+      do {
+        const out = await s3().send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            Prefix: fullPrefix(keyPrefix),
+            ContinuationToken: token,
+          }),
+        );
+        for (const o of out.Contents ?? [])
+          if (o.Key) objects.push({ key: relative(o.Key), size: o.Size ?? 0, lastModified: o.LastModified });
+        token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      } while (token);
+      return objects;
+    },
+    async createMultipartUpload(key) {
+      const out = await s3().send(
+        new CreateMultipartUploadCommand({
+          Bucket: bucket,
+          Key: full(key),
+          StorageClass: location.storageClass as never,
+        }),
+      );
+      if (!out.UploadId) throw new Error(`CreateMultipartUpload of ${full(key)} returned no upload id`);
+      return out.UploadId;
+    },
+    async uploadPart(key, uploadId, partNumber, body) {
+      const out = await s3().send(
+        new UploadPartCommand({
+          Bucket: bucket,
+          Key: full(key),
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+        }),
+      );
+      if (!out.ETag) throw new Error(`UploadPart ${partNumber} of ${full(key)} returned no ETag`);
+      return out.ETag;
+    },
+    async completeMultipartUpload(key, uploadId, parts) {
+      await s3().send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: full(key),
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+        }),
+      );
+    },
+    async abortMultipartUpload(key, uploadId) {
+      try {
+        await s3().send(
+          new AbortMultipartUploadCommand({ Bucket: bucket, Key: full(key), UploadId: uploadId }),
+        );
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    },
+    async listMultipartUploads(keyPrefix) {
+      const uploads: PendingUpload[] = [];
+      let keyMarker: string | undefined;
+      let uploadIdMarker: string | undefined;
+      for (;;) {
+        const out = await s3().send(
+          new ListMultipartUploadsCommand({
+            Bucket: bucket,
+            Prefix: fullPrefix(keyPrefix),
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        );
+        for (const u of out.Uploads ?? [])
+          if (u.Key && u.UploadId)
+            uploads.push({ key: relative(u.Key), uploadId: u.UploadId, initiated: u.Initiated });
+        if (!out.IsTruncated) return uploads;
+        keyMarker = out.NextKeyMarker;
+        uploadIdMarker = out.NextUploadIdMarker;
+      }
+    },
   };
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return (
+    e.name === 'NotFound' ||
+    e.name === 'NoSuchKey' ||
+    e.name === 'NoSuchUpload' ||
+    e.$metadata?.httpStatusCode === 404
+  );
 }
