@@ -9,6 +9,10 @@ export const ERROR_CODES = {
   UnknownReference: { retryable: false },
   /** An external system did not answer; retrying may help. */
   Unreachable: { retryable: true },
+  /** An external system refused our credentials or permissions; retrying cannot help. */
+  AccessDenied: { retryable: false },
+  /** Stored data does not match what was written (size or checksum); never retried silently. */
+  IntegrityError: { retryable: false },
 } as const;
 export type ErrorCode = keyof typeof ERROR_CODES;
 

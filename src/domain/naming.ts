@@ -2,6 +2,11 @@
 // business names so that a repeated start is recognised as the same operation.
 
 export const workflowIds = {
+  /**
+   * Full and incremental backups of a database share one id: with the conflict policy FAIL, two
+   * backups of one database never run at once, and a new one may start once the last has closed.
+   */
+  backup: (database: string) => `backup-${database}`,
   /** Doctor runs are independent; the time keeps them apart and sortable. */
   doctor: (plan: string, at: Date) => `doctor-${plan}-${at.toISOString().replace(/[:.]/g, '-')}`,
 };

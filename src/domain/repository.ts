@@ -16,6 +16,9 @@ export function compactTime(at: Date): string {
     .replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** The base backup of a full backup: PostgreSQL's tar (backup_manifest and WAL inside), zstd, age. */
+export const BASE_BACKUP_FILE = 'base.tar.zst.age';
+
 export const repository = {
   databaseRoot: (prefix: string, database: string) => joinKey(prefix, 'databases', database),
 
@@ -24,6 +27,13 @@ export const repository = {
     joinKey(prefix, 'databases', database, 'backups', id),
   backupObject: (prefix: string, database: string, id: string, file: string) =>
     joinKey(prefix, 'databases', database, 'backups', id, file),
+  /**
+   * An object written by one attempt of a backup (the activity's attempt number): a retry after a
+   * crash writes under its own folder, so it never overwrites what an earlier attempt may have
+   * completed; the workflow deletes every other attempt's objects before the manifest is written.
+   */
+  backupAttemptObject: (prefix: string, database: string, id: string, attempt: number, file: string) =>
+    joinKey(prefix, 'databases', database, 'backups', id, `attempt-${attempt}`, file),
   manifestsPrefix: (prefix: string, database: string) =>
     joinKey(prefix, 'databases', database, 'manifests') + '/',
   /** Written last: a backup without a manifest is incomplete by definition. */
