@@ -2,6 +2,7 @@
 // Workflows `import type { Activities }` and call them through proxyActivities.
 import type { Plan } from '../domain/plan.ts';
 import { createDnsActivities } from './dns.ts';
+import { createHealthActivities } from './health.ts';
 import { createKubernetesActivities } from './kubernetes.ts';
 import { createNotifyActivities } from './notify.ts';
 import { createPlanActivities } from './plan.ts';
@@ -10,6 +11,7 @@ import type { Environment } from './ports/environment.ts';
 import type { KubernetesCluster } from './ports/kubernetes-cluster.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { createPostgresActivities } from './postgres.ts';
+import { createPostgresFailoverActivities } from './postgres-failover.ts';
 import { createStorageActivities, type StorageLocationName } from './storage.ts';
 
 export interface ActivityDeps {
@@ -29,6 +31,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createDnsActivities(deps),
     ...createKubernetesActivities(deps),
     ...createNotifyActivities(deps),
+    ...createHealthActivities(deps),
+    ...createPostgresFailoverActivities(deps),
   };
 }
 

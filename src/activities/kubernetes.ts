@@ -1,5 +1,7 @@
 // Kubernetes activities: run on the task queue of the cluster's region.
+import { heartbeat, sleep } from '@temporalio/activity';
 import type { Finding } from '../domain/doctor.ts';
+import { LifeboatError } from '../domain/errors.ts';
 import type { Plan } from '../domain/plan.ts';
 import type { KubernetesCluster } from './ports/kubernetes-cluster.ts';
 
@@ -36,5 +38,74 @@ export function createKubernetesActivities(deps: {
         return { ...base, ok: false, detail: `unreachable: ${(err as Error).message.split('\n')[0]}` };
       }
     },
+
+    /** Sets the replicas of deployments in a region's cluster (scale subresource); idempotent. */
+    async scaleDeployments(input: {
+      region: string;
+      namespace: string;
+      deployments: { name: string; replicas: number }[];
+    }): Promise<{ scaled: string[] }> {
+      const cluster = clusterOf(deps, input.region);
+      for (const d of input.deployments)
+        await kube(() => cluster.scaleDeployment(input.namespace, d.name, d.replicas));
+      return { scaled: input.deployments.map((d) => `${input.namespace}/${d.name}=${d.replicas}`) };
+    },
+
+    /** Waits (heartbeating) until every listed deployment has as many ready replicas as desired. */
+    async waitDeploymentsReady(input: {
+      region: string;
+      namespace: string;
+      deployments: string[];
+    }): Promise<{ ready: string[] }> {
+      const cluster = clusterOf(deps, input.region);
+      for (;;) {
+        const states = await Promise.all(
+          input.deployments.map((name) => kube(() => cluster.readDeployment(input.namespace, name))),
+        );
+        const waiting = states.filter((s) => s.readyReplicas !== s.replicas);
+        if (waiting.length === 0)
+          return {
+            ready: states.map((s) => `${input.namespace}/${s.name} ${s.readyReplicas}/${s.replicas}`),
+          };
+        heartbeat(waiting.map((s) => `${s.name} ${s.readyReplicas}/${s.replicas}`).join(', '));
+        await sleep(250);
+      }
+    },
+
+    /** Writes the database endpoint into the configmap the apps read (created when missing). */
+    async setEndpointConfigMap(input: {
+      region: string;
+      namespace: string;
+      name: string;
+      key: string;
+      value: string;
+      annotations: Record<string, string>;
+    }): Promise<{ detail: string }> {
+      const cluster = clusterOf(deps, input.region);
+      await kube(() =>
+        cluster.applyConfigMap(input.namespace, input.name, { [input.key]: input.value }, input.annotations),
+      );
+      return { detail: `${input.namespace}/${input.name} ${input.key}=${input.value}` };
+    },
   };
+}
+
+function clusterOf(deps: { clusters: Record<string, KubernetesCluster> }, region: string): KubernetesCluster {
+  const cluster = deps.clusters[region];
+  if (!cluster)
+    throw new LifeboatError('UnknownReference', `no kubernetes cluster for region ${region} in the plan`);
+  return cluster;
+}
+
+/** A cluster that does not answer may answer on the next attempt; a 4xx other than 409/429 will not. */
+async function kube<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    const message = (err as Error).message.split('\n')[0]!;
+    if (code !== undefined && code >= 400 && code < 500 && code !== 409 && code !== 429)
+      throw new LifeboatError('InvalidInput', `kubernetes answered ${code}: ${message}`);
+    throw new LifeboatError('Unreachable', `kubernetes: ${message}`);
+  }
 }

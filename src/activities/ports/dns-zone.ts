@@ -1,5 +1,7 @@
 // The DNS port: the Route53 calls Lifeboat makes on the plan's hosted zone.
 import {
+  ChangeResourceRecordSetsCommand,
+  GetChangeCommand,
   ListHostedZonesByNameCommand,
   ListResourceRecordSetsCommand,
   Route53Client,
@@ -19,6 +21,10 @@ export interface DnsZone {
   findZoneId(): Promise<string | undefined>;
   /** Every record set in the zone. */
   listRecords(zoneId: string): Promise<DnsRecordSet[]>;
+  /** UPSERTs record sets in one atomic change batch; returns the change's id. */
+  upsertRecords(zoneId: string, records: DnsRecordSet[], comment: string): Promise<string>;
+  /** A change's status: PENDING until every Route53 name server has it, then INSYNC. */
+  changeStatus(changeId: string): Promise<'PENDING' | 'INSYNC'>;
 }
 
 export function createRoute53Client(dns: DnsPlan, env: Environment): Route53Client {
@@ -66,6 +72,30 @@ export function createDnsZone(dns: DnsPlan, env: Environment): DnsZone {
         if (!out.IsTruncated) return records;
         start = { name: out.NextRecordName, type: out.NextRecordType };
       }
+    },
+    async upsertRecords(zoneId, records, comment) {
+      const out = await r53().send(
+        new ChangeResourceRecordSetsCommand({
+          HostedZoneId: zoneId,
+          ChangeBatch: {
+            Comment: comment,
+            Changes: records.map((r) => ({
+              Action: 'UPSERT',
+              ResourceRecordSet: {
+                Name: r.name,
+                Type: r.type as never,
+                TTL: r.ttl,
+                ResourceRecords: r.values.map((Value) => ({ Value })),
+              },
+            })),
+          },
+        }),
+      );
+      return (out.ChangeInfo?.Id ?? '').replace(/^\/change\//, '');
+    },
+    async changeStatus(changeId) {
+      const out = await r53().send(new GetChangeCommand({ Id: changeId }));
+      return out.ChangeInfo?.Status === 'INSYNC' ? 'INSYNC' : 'PENDING';
     },
   };
 }

@@ -1,6 +1,13 @@
 // The Kubernetes port: the API calls Lifeboat makes on one region's cluster, through the
 // kubeconfig the plan names.
-import { AppsV1Api, CoreV1Api, KubeConfig, VersionApi } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  VersionApi,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
 
 export interface DeploymentState {
   name: string;
@@ -15,6 +22,19 @@ export interface KubernetesCluster {
   namespaceExists(namespace: string): Promise<boolean>;
   /** Deployments of a namespace with their desired and ready replicas. */
   listDeployments(namespace: string): Promise<DeploymentState[]>;
+  /** Sets a deployment's desired replicas through its scale subresource. */
+  scaleDeployment(namespace: string, name: string, replicas: number): Promise<void>;
+  /** One deployment's desired and ready replicas (ready counts only the current generation). */
+  readDeployment(namespace: string, name: string): Promise<DeploymentState>;
+  /** Sets keys and annotations of a configmap, creating it when it does not exist. */
+  applyConfigMap(
+    namespace: string,
+    name: string,
+    data: Record<string, string>,
+    annotations: Record<string, string>,
+  ): Promise<void>;
+  /** A configmap's data, or undefined when it does not exist. */
+  readConfigMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
 }
 
 export function createKubernetesCluster(kubeconfig: string, context?: string): KubernetesCluster {
@@ -52,6 +72,43 @@ export function createKubernetesCluster(kubeconfig: string, context?: string): K
         replicas: d.spec?.replicas ?? 0,
         readyReplicas: d.status?.readyReplicas ?? 0,
       }));
+    },
+    async scaleDeployment(namespace, name, replicas) {
+      await api().apps.patchNamespacedDeploymentScale(
+        { namespace, name, body: { spec: { replicas } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    },
+    async readDeployment(namespace, name) {
+      const d = await api().apps.readNamespacedDeployment({ namespace, name });
+      const current = (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 0);
+      return {
+        name,
+        replicas: d.spec?.replicas ?? 0,
+        readyReplicas: current ? (d.status?.readyReplicas ?? 0) : 0,
+      };
+    },
+    async applyConfigMap(namespace, name, data, annotations) {
+      try {
+        await api().core.patchNamespacedConfigMap(
+          { namespace, name, body: { metadata: { annotations }, data } },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+      } catch (err) {
+        if ((err as { code?: number }).code !== 404) throw err;
+        await api().core.createNamespacedConfigMap({
+          namespace,
+          body: { metadata: { name, namespace, annotations }, data },
+        });
+      }
+    },
+    async readConfigMap(namespace, name) {
+      try {
+        return (await api().core.readNamespacedConfigMap({ namespace, name })).data ?? {};
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return undefined;
+        throw err;
+      }
     },
   };
 }
