@@ -7,6 +7,8 @@ export const workflowIds = {
    * backups of one database never run at once, and a new one may start once the last has closed.
    */
   backup: (database: string) => `backup-${database}`,
+  /** One failover of a database at a time: the id is the lock (a second start is refused while one runs). */
+  failover: (database: string) => `failover-${database}`,
   /** Doctor runs are independent; the time keeps them apart and sortable. */
   doctor: (plan: string, at: Date) => `doctor-${plan}-${at.toISOString().replace(/[:.]/g, '-')}`,
 };
