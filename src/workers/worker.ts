@@ -34,6 +34,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const target = temporalTarget(env);
   // The Runtime is process-wide and must be installed before the first connection.
   Runtime.install({
+    // SDK chatter (e.g. "no Nexus services registered") only at LIFEBOAT_LOG_LEVEL=INFO or lower.
+    logger: new DefaultLogger(logLevel(env.LIFEBOAT_LOG_LEVEL)),
     telemetryOptions: {
       logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
       ...(opts.metricsAddress ? { metrics: { prometheus: { bindAddress: opts.metricsAddress } } } : {}),
@@ -80,3 +82,9 @@ const quietBundlerLogger = {
   warn: (message: string) => process.stderr.write(`bundler: ${message}\n`),
   error: (message: string) => process.stderr.write(`bundler: ${message}\n`),
 };
+
+const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+function logLevel(value: string | undefined): LogLevel {
+  const upper = (value ?? 'WARN').toUpperCase() as LogLevel;
+  return LOG_LEVELS.includes(upper) ? upper : 'WARN';
+}
