@@ -3,11 +3,13 @@
 // `lifeboat-<region>` (activities that must run where that region's systems are).
 import { createRequire } from 'node:module';
 import {
+  DefaultLogger,
   NativeConnection,
   Runtime,
   Worker,
   bundleWorkflowCode,
   makeTelemetryFilterString,
+  type LogLevel,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { regionTaskQueue, type Plan } from '../domain/plan.ts';
