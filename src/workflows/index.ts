@@ -1,2 +1,3 @@
 // The workflow bundle's entry: every Lifeboat workflow, one business process per file.
 export { doctorWorkflow } from './doctor.ts';
+export { regionalFailoverWorkflow } from './regional-failover.ts';
