@@ -1,0 +1,57 @@
+// `lifeboat status <workflow-id> [--watch]`: the progress of any Lifeboat workflow. Workflows that
+// answer the `progress` query (the failover) show their steps; others show status and details.
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FailoverProgress } from '../domain/failover.ts';
+import { parseCommandArgs } from './args.ts';
+import { renderFailoverProgress } from './failover-view.ts';
+import { EXIT, printError, printJson } from './output.ts';
+import { connectClient } from './temporal-client.ts';
+
+export const summary = 'progress of any Lifeboat workflow [--watch]';
+
+export async function run(argv: string[]): Promise<number> {
+  const args = parseCommandArgs(
+    'status',
+    argv,
+    { watch: { type: 'boolean' }, json: { type: 'boolean' }, interval: { type: 'string' } },
+    true,
+  );
+  if (!args) return EXIT.badInput;
+  const workflowId = args._[0];
+  if (!workflowId || args._.length > 1) {
+    printError('expected one workflow id: lifeboat status <workflow-id> [--watch]');
+    return EXIT.badInput;
+  }
+  const intervalMs = Number(args.interval ?? '1') * 1000;
+  const { client, close } = await connectClient();
+  try {
+    const handle = client.workflow.getHandle(workflowId);
+    let last = '';
+    for (;;) {
+      const d = await handle.describe();
+      const progress = await handle.query<FailoverProgress>('progress').catch(() => undefined);
+      const view = args.json
+        ? JSON.stringify({ workflowId, type: d.type, status: d.status.name, progress })
+        : progress
+          ? `${d.type} ${workflowId}: ${d.status.name}\n${renderFailoverProgress(progress)}`
+          : `${d.type} ${workflowId}: ${d.status.name} (started ${d.startTime.toISOString()})\n`;
+      if (view !== last) {
+        if (args.json) printJson(JSON.parse(view));
+        else process.stdout.write(view);
+        last = view;
+      }
+      if (!args.watch || d.status.name !== 'RUNNING')
+        return d.status.name === 'RUNNING' || d.status.name === 'COMPLETED' ? EXIT.ok : EXIT.failed;
+      await sleep(intervalMs);
+    }
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      printError(`${workflowId}: no such workflow`);
+      return EXIT.badInput;
+    }
+    throw err;
+  } finally {
+    await close();
+  }
+}
