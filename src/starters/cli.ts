@@ -8,6 +8,9 @@ const commands: Record<string, () => Promise<Command>> = {
   stack: () => import('./stack.ts'),
   worker: () => import('./worker.ts'),
   doctor: () => import('./doctor.ts'),
+  failover: () => import('./failover.ts'),
+  approve: () => import('./approve.ts'),
+  status: () => import('./status.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {
