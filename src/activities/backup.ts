@@ -1,0 +1,707 @@
+// Backup activities: PostgreSQL's base backup streamed into the repository, then read back.
+// streamBaseBackup runs on the task queue of the database's primary region (it runs
+// pg_basebackup against that server); the others touch only storage and run anywhere.
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import {
+  walSegmentsBetween,
+  type BaseBackupResult,
+  type CleanUpResult,
+  type FullBackupOptions,
+  type StoredObjectRef,
+  type StreamProgress,
+  type VerificationResult,
+  type VerifyProgress,
+} from '../domain/backup.ts';
+import { LifeboatError } from '../domain/errors.ts';
+import {
+  backupManifestSchema,
+  COMPRESSION_LEVEL,
+  serializeManifest,
+  type BackupManifest,
+} from '../domain/manifest.ts';
+import { dbnameOf, type Plan, type PostgresConnection } from '../domain/plan.ts';
+import { BASE_BACKUP_FILE, repository } from '../domain/repository.ts';
+import { startTool, ToolError, type Tool } from './pipeline/child.ts';
+import {
+  createAgeDecryptor,
+  createAgeEncryptor,
+  identitiesFromText,
+  parseRecipient,
+} from './pipeline/age.ts';
+import { MultipartWriter } from './pipeline/multipart-writer.ts';
+import { TarObserver, TarReader, type TarEntry } from './pipeline/tar.ts';
+import { requireEnv, type Environment } from './ports/environment.ts';
+import type { ObjectStore } from './ports/object-store.ts';
+import { connectPostgres } from './ports/postgres.ts';
+import { describeAwsError, type StorageLocationName } from './storage.ts';
+
+const MiB = 1024 * 1024;
+/** zstd threads: DESIGN.md measured 2 threads at 440 MB/s in, the pipeline's bound. */
+const ZSTD_THREADS = 2;
+const HEARTBEAT_EVERY_MS = 1000;
+
+export interface BackupDeps {
+  plan: Plan;
+  env: Environment;
+  stores: Partial<Record<StorageLocationName, ObjectStore>>;
+}
+
+export function createBackupActivities(deps: BackupDeps) {
+  const primaryStore = (): ObjectStore => {
+    const store = deps.stores.primary;
+    if (!store) throw new LifeboatError('InvalidInput', 'the plan has no primary storage location');
+    return store;
+  };
+  const where = () => deps.plan.storage.primary.url;
+
+  return {
+    /** The primary bucket answers and lets us in; retried by the workflow while it does not. */
+    async checkBackupStorage(): Promise<void> {
+      try {
+        await primaryStore().headBucket();
+      } catch (err) {
+        throw storageError(err, `storage ${where()}`);
+      }
+    },
+
+    /**
+     * pg_basebackup (tar, WAL fetched into it) → zstd → age → S3 multipart upload, never staged on
+     * disk. Each attempt writes under its own attempt folder after discarding whatever earlier
+     * attempts of this backup left: nothing under the backup's folder is part of a backup until
+     * the manifest names it. Heartbeats carry byte counts and the upload a retry must abort.
+     */
+    async streamBaseBackup(input: {
+      database: string;
+      backupId: string;
+      options: FullBackupOptions;
+    }): Promise<BaseBackupResult> {
+      const ctx = Context.current();
+      const attempt = ctx.info.attempt;
+      const db = deps.plan.databases[input.database];
+      if (!db) throw new LifeboatError('UnknownReference', `database "${input.database}" is not in the plan`);
+      const region = deps.plan.regions[db.primaryRegion]!;
+      const store = primaryStore();
+      const recipients = loadRecipients(deps.plan);
+
+      const previous = ctx.info.heartbeatDetails as StreamProgress | undefined;
+      try {
+        if (previous?.uploadId) await store.abortMultipartUpload(previous.key, previous.uploadId);
+        await removeUnder(store, backupFolder(input.database, input.backupId), []);
+      } catch (err) {
+        throw storageError(err, `cleaning up earlier attempts under ${where()}`);
+      }
+
+      const facts = await postgresFacts(region.postgres, dbnameOf(deps.plan, input.database), deps.env);
+      const key = repository.backupAttemptObject(
+        '',
+        input.database,
+        input.backupId,
+        attempt,
+        BASE_BACKUP_FILE,
+      );
+      let uploadId: string;
+      try {
+        uploadId = await store.createMultipartUpload(key);
+      } catch (err) {
+        throw storageError(err, `starting the upload to ${where()}`);
+      }
+      const progress: StreamProgress = {
+        attempt,
+        key,
+        uploadId,
+        rawBytes: 0,
+        storedBytes: 0,
+        partsUploaded: 0,
+      };
+      ctx.heartbeat(progress);
+
+      const started = Date.now();
+      const password = region.postgres.passwordEnv
+        ? requireEnv(deps.env, region.postgres.passwordEnv, `the password of ${region.postgres.user}`)
+        : undefined;
+      const pgArgs = [
+        ...['-h', region.postgres.host, '-p', String(region.postgres.port), '-U', region.postgres.user],
+        ...['-D', '-', '-F', 't', '-X', 'fetch', '-c', input.options.checkpoint],
+        // SHA256 (not the default CRC32C) so that verification can check every file with node:crypto.
+        '--manifest-checksums=SHA256',
+        ...['-l', `lifeboat ${input.backupId}`],
+        ...(input.options.maxRate ? ['-r', input.options.maxRate] : []),
+        '--no-password',
+        '--verbose',
+        '--progress',
+      ];
+      const pgbb = startTool('pg_basebackup', pgBinary(deps.env, facts.versionNum, 'pg_basebackup'), pgArgs, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH,
+          ...(password ? { PGPASSWORD: password } : {}),
+          PGSSLMODE: region.postgres.sslMode === 'verify-full' ? 'verify-full' : region.postgres.sslMode,
+          ...(region.postgres.caFile ? { PGSSLROOTCERT: region.postgres.caFile } : {}),
+          PGCONNECT_TIMEOUT: '10',
+          PGAPPNAME: 'lifeboat-backup',
+        },
+        isProgress: (line) => PROGRESS_LINE.test(line),
+        onStderr: (text) => {
+          const all = [...text.matchAll(/(\d+)\/(\d+) kB/g)];
+          const last = all.at(-1);
+          if (last) progress.estimatedRawBytes = Number(last[2]) * 1024;
+        },
+      });
+      const zstd = startTool('zstd', zstdBinary(deps.env), [
+        `-${COMPRESSION_LEVEL}`,
+        `-T${ZSTD_THREADS}`,
+        '-q',
+        '-c',
+      ]);
+      const observer = new TarObserver(['backup_label', 'backup_manifest']);
+      let pgExitedAt = 0;
+      const producerOk = Promise.all([pgbb.done.then(() => (pgExitedAt = Date.now())), zstd.done]).then(
+        () => {
+          if (!observer.reader.ended)
+            throw new Error('the tar stream from pg_basebackup ended without its end blocks');
+          if (!observer.captured.has('backup_manifest'))
+            throw new Error('pg_basebackup wrote no backup_manifest into the tar stream');
+        },
+      );
+      producerOk.catch(() => undefined);
+      const writer = new MultipartWriter({
+        store,
+        key,
+        uploadId,
+        firstPartBytes: input.options.partSizeMiB * MiB,
+        beforeComplete: () => producerOk,
+        onPart: () => (progress.partsUploaded = writer.partsUploaded),
+      });
+
+      const abort = new AbortController();
+      const onCancel = () => abort.abort(new Error(`cancelled: ${String(ctx.cancellationSignal.reason)}`));
+      ctx.cancellationSignal.addEventListener('abort', onCancel);
+      const beat = setInterval(() => {
+        progress.rawBytes = observer.bytes;
+        progress.storedBytes = writer.bytes;
+        ctx.heartbeat(progress);
+      }, HEARTBEAT_EVERY_MS);
+      const tasks = [
+        pipeline(pgbb.child.stdout!, observer, zstd.child.stdin!, { signal: abort.signal }),
+        pipeline(zstd.child.stdout!, createAgeEncryptor(recipients), writer, { signal: abort.signal }),
+        pgbb.done,
+        zstd.done,
+      ];
+      try {
+        await Promise.all(tasks);
+      } catch (err) {
+        abort.abort(err);
+        pgbb.kill();
+        zstd.kill();
+        await Promise.allSettled(tasks);
+        if (!writer.completed) await store.abortMultipartUpload(key, uploadId).catch(() => undefined);
+        throw streamError(err, pgbb, ctx.cancellationSignal.aborted);
+      } finally {
+        clearInterval(beat);
+        ctx.cancellationSignal.removeEventListener('abort', onCancel);
+      }
+
+      const label = parseBackupLabel(observer.captured.get('backup_label')?.toString('utf8') ?? '');
+      const pgManifest = parsePostgresManifest(observer.captured.get('backup_manifest')!);
+      return {
+        attempt,
+        recipients,
+        object: { key, bytes: writer.bytes, sha256: writer.sha256! },
+        rawBytes: observer.bytes,
+        postgres: { ...facts, timeline: label.timeline },
+        startLsn: label.startLsn,
+        stopLsn: pgManifest.stopLsn,
+        startTime: label.startTime ?? new Date(observer.firstByteAt ?? started).toISOString(),
+        stopTime: new Date(pgExitedAt || Date.now()).toISOString(),
+        label: label.label,
+        postgresManifest: { checksum: pgManifest.checksum, files: pgManifest.files },
+        timings: {
+          checkpointMs: (observer.firstByteAt ?? started) - started,
+          streamMs: Date.now() - started,
+        },
+      };
+    },
+
+    /**
+     * Aborts every unfinished upload under the backup's folder and deletes every object there
+     * except `keep`: what crashed or lost attempts left behind. Idempotent.
+     */
+    async cleanUpBackup(input: {
+      database: string;
+      backupId: string;
+      keep: string[];
+    }): Promise<CleanUpResult> {
+      try {
+        return await removeUnder(primaryStore(), backupFolder(input.database, input.backupId), input.keep);
+      } catch (err) {
+        throw storageError(err, `cleaning up ${backupFolder(input.database, input.backupId)}`);
+      }
+    },
+
+    /**
+     * Removes everything of a backup that has no manifest (a failed or cancelled run). A backup
+     * whose manifest exists is complete and is left alone, whatever the workflow believed.
+     */
+    async discardUnfinishedBackup(input: { database: string; backupId: string }): Promise<CleanUpResult> {
+      const store = primaryStore();
+      try {
+        if (await store.head(repository.manifest('', input.database, input.backupId)))
+          return { abortedUploads: 0, deletedObjects: 0 };
+        return await removeUnder(store, backupFolder(input.database, input.backupId), []);
+      } catch (err) {
+        throw storageError(err, `removing the unfinished backup ${input.backupId}`);
+      }
+    },
+
+    /**
+     * Reads every stored object back: size and sha256 against what the upload computed. With the
+     * age identity in this worker's environment, also opens the base backup and checks every file
+     * against PostgreSQL's backup_manifest and that the WAL from start to stop is inside.
+     */
+    async verifyBackup(input: {
+      objects: StoredObjectRef[];
+      timeline: number;
+      startLsn: string;
+      stopLsn: string;
+      walSegmentSize: number;
+    }): Promise<VerificationResult> {
+      const ctx = Context.current();
+      const store = primaryStore();
+      const identityEnv = deps.plan.storage.encryption.identityEnv;
+      const identity = deps.env[identityEnv];
+      const progress: VerifyProgress = {
+        verifiedBytes: 0,
+        totalBytes: input.objects.reduce((n, o) => n + o.bytes, 0),
+      };
+      const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
+      let files = 0;
+      let walSegments = 0;
+      try {
+        for (const object of input.objects) {
+          let head;
+          try {
+            head = await store.head(object.key);
+          } catch (err) {
+            throw storageError(err, `reading ${object.key} back`);
+          }
+          if (!head) throw new LifeboatError('IntegrityError', `${object.key} is missing from storage`);
+          if (head.size !== object.bytes)
+            throw new LifeboatError(
+              'IntegrityError',
+              `${object.key} is ${head.size} bytes in storage, ${object.bytes} were written`,
+            );
+          const checked = await readBack(store, object, identity, progress, ctx.cancellationSignal, deps.env);
+          if (checked.content) {
+            files += checked.content.files;
+            const expected = walSegmentsBetween(
+              input.timeline,
+              input.startLsn,
+              input.stopLsn,
+              input.walSegmentSize,
+            );
+            const missing = expected.filter((s) => checked.content!.wal.get(s) !== input.walSegmentSize);
+            if (missing.length)
+              throw new LifeboatError(
+                'IntegrityError',
+                `${object.key} lacks WAL the backup needs: ${missing.join(', ')} (missing or not ${input.walSegmentSize} bytes)`,
+              );
+            walSegments += expected.length;
+          }
+        }
+      } finally {
+        clearInterval(beat);
+      }
+      const mb = (progress.totalBytes / MiB).toFixed(1);
+      return identity
+        ? {
+            method: 'content',
+            verifiedBytes: progress.verifiedBytes,
+            files,
+            walSegments,
+            detail: `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted, decompressed, ${files} files match backup_manifest, ${walSegments} WAL segment(s) from ${input.startLsn} to ${input.stopLsn} present`,
+          }
+        : {
+            method: 'checksums',
+            verifiedBytes: progress.verifiedBytes,
+            detail: `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match (content not opened: ${identityEnv} is not set on this worker)`,
+          };
+    },
+
+    /**
+     * Writes the manifest, once. A retry that finds the same bytes already there succeeds; a
+     * different manifest under the same key is never overwritten.
+     */
+    async writeBackupManifest(input: { manifest: BackupManifest }): Promise<{ key: string }> {
+      const manifest = backupManifestSchema.parse(input.manifest);
+      const key = repository.manifest('', manifest.database, manifest.id);
+      const body = serializeManifest(manifest);
+      const store = primaryStore();
+      try {
+        if (await store.head(key)) {
+          const existing = Buffer.from(await store.get(key)).toString('utf8');
+          if (existing === body) return { key };
+          throw new LifeboatError(
+            'IntegrityError',
+            `a different manifest already exists at ${key}; not overwritten`,
+          );
+        }
+        await store.put(key, body);
+      } catch (err) {
+        if (err instanceof LifeboatError) throw err;
+        throw storageError(err, `writing the manifest ${key}`);
+      }
+      return { key };
+    },
+  };
+}
+
+export type BackupActivities = ReturnType<typeof createBackupActivities>;
+
+const PROGRESS_LINE = /^\s*\d+\/\d+ kB \(\d+%\)/;
+
+const backupFolder = (database: string, id: string) => `${repository.backupFolder('', database, id)}/`;
+
+/** Aborts the unfinished uploads and deletes the objects under `folder`, except `keep`. */
+async function removeUnder(store: ObjectStore, folder: string, keep: string[]): Promise<CleanUpResult> {
+  const uploads = await store.listMultipartUploads(folder);
+  for (const u of uploads) await store.abortMultipartUpload(u.key, u.uploadId);
+  const stray = (await store.list(folder)).filter((o) => !keep.includes(o.key));
+  for (const o of stray) await store.delete(o.key);
+  return { abortedUploads: uploads.length, deletedObjects: stray.length };
+}
+
+/** The plan's age recipients: inline, or the `age1…` lines of recipientsFile. */
+export function loadRecipients(plan: Plan): string[] {
+  const enc = plan.storage.encryption;
+  let recipients = enc.recipients ?? [];
+  if (enc.recipientsFile) {
+    let text: string;
+    try {
+      text = fs.readFileSync(enc.recipientsFile, 'utf8');
+    } catch (err) {
+      throw new LifeboatError(
+        'InvalidInput',
+        `storage.encryption.recipientsFile: cannot read ${enc.recipientsFile}: ${(err as Error).message}`,
+      );
+    }
+    recipients = text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('age1'));
+  }
+  if (recipients.length === 0)
+    throw new LifeboatError('InvalidInput', 'storage.encryption: no age recipient (age1…) to encrypt for');
+  for (const r of recipients) {
+    try {
+      parseRecipient(r);
+    } catch (err) {
+      throw new LifeboatError('InvalidInput', `storage.encryption: ${(err as Error).message}`);
+    }
+  }
+  return recipients;
+}
+
+interface PostgresFacts {
+  systemIdentifier: string;
+  version: string;
+  versionNum: number;
+  walSegmentSize: number;
+}
+
+async function postgresFacts(
+  conn: PostgresConnection,
+  dbname: string,
+  env: Environment,
+): Promise<PostgresFacts> {
+  let client;
+  try {
+    client = await connectPostgres(conn, dbname, env, 10_000);
+  } catch (err) {
+    if (err instanceof LifeboatError) throw err;
+    const code = (err as { code?: string }).code;
+    // 28P01 invalid_password, 28000 invalid_authorization_specification
+    if (code === '28P01' || code === '28000')
+      throw new LifeboatError(
+        'AccessDenied',
+        `${conn.user}@${conn.host}:${conn.port}: ${(err as Error).message}`,
+      );
+    throw new LifeboatError(
+      'Unreachable',
+      `PostgreSQL at ${conn.host}:${conn.port}: ${(err as Error).message}`,
+    );
+  }
+  try {
+    const { rows } = await client.query<{ sysid: string; version: string; num: number; seg: string }>(
+      `select system_identifier::text as sysid, current_setting('server_version') as version,
+              current_setting('server_version_num')::int as num,
+              (select setting from pg_settings where name = 'wal_segment_size') as seg
+         from pg_control_system()`,
+    );
+    const r = rows[0]!;
+    return {
+      systemIdentifier: r.sysid,
+      version: r.version,
+      versionNum: r.num,
+      walSegmentSize: Number(r.seg),
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** The server's major version's pg_basebackup (Debian's layout), unless LIFEBOAT_PG_BINDIR says. */
+function pgBinary(env: Environment, versionNum: number, name: string): string {
+  if (env.LIFEBOAT_PG_BINDIR) return path.join(env.LIFEBOAT_PG_BINDIR, name);
+  const debian = `/usr/lib/postgresql/${Math.floor(versionNum / 10000)}/bin/${name}`;
+  return fs.existsSync(debian) ? debian : name;
+}
+
+function zstdBinary(env: Environment): string {
+  return env.LIFEBOAT_ZSTD ?? 'zstd';
+}
+
+/** START WAL LOCATION, START TIME, START TIMELINE and LABEL of a backup_label file. */
+export function parseBackupLabel(text: string): {
+  startLsn: string;
+  timeline: number;
+  startTime?: string;
+  label: string;
+} {
+  const field = (name: string) => new RegExp(`^${name}: (.*)$`, 'm').exec(text)?.[1]?.trim();
+  const startLsn = /^([0-9A-F]+\/[0-9A-F]+)/.exec(field('START WAL LOCATION') ?? '')?.[1];
+  const timeline = Number(field('START TIMELINE'));
+  if (!startLsn || !Number.isInteger(timeline) || timeline < 1)
+    throw new Error(`backup_label from pg_basebackup is not as expected:\n${text.slice(0, 500)}`);
+  // The server writes START TIME in its log_timezone; only UTC/GMT is unambiguous.
+  const time = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) (UTC|GMT)$/.exec(field('START TIME') ?? '');
+  return {
+    startLsn,
+    timeline,
+    startTime: time ? new Date(`${time[1]}T${time[2]}Z`).toISOString() : undefined,
+    label: field('LABEL') ?? '',
+  };
+}
+
+interface PostgresManifest {
+  checksum: string;
+  files: number;
+  stopLsn: string;
+  entries: Map<string, { size: number; sha256?: string }>;
+}
+
+/** PostgreSQL's backup_manifest: its own checksum checked, the WAL range's end, every file. */
+export function parsePostgresManifest(bytes: Buffer): PostgresManifest {
+  const text = bytes.toString('utf8');
+  let doc: {
+    Files?: { Path: string; Size: number; 'Checksum-Algorithm'?: string; Checksum?: string }[];
+    'WAL-Ranges'?: { Timeline: number; 'Start-LSN': string; 'End-LSN': string }[];
+    'Manifest-Checksum'?: string;
+  };
+  try {
+    doc = JSON.parse(text) as typeof doc;
+  } catch (err) {
+    throw new Error(`backup_manifest is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  // The checksum covers everything up to and including the newline before its own line.
+  const cut = text.lastIndexOf('\n"Manifest-Checksum"');
+  const checksum = doc['Manifest-Checksum'];
+  if (
+    cut < 0 ||
+    !checksum ||
+    createHash('sha256')
+      .update(bytes.subarray(0, Buffer.byteLength(text.slice(0, cut + 1))))
+      .digest('hex') !== checksum
+  )
+    throw new Error('backup_manifest fails its own Manifest-Checksum');
+  const ranges = doc['WAL-Ranges'] ?? [];
+  const stopLsn = ranges.at(-1)?.['End-LSN'];
+  if (!stopLsn) throw new Error('backup_manifest has no WAL-Ranges');
+  const entries = new Map<string, { size: number; sha256?: string }>();
+  for (const f of doc.Files ?? [])
+    entries.set(f.Path, {
+      size: f.Size,
+      sha256: f['Checksum-Algorithm'] === 'SHA256' ? f.Checksum : undefined,
+    });
+  return { checksum, files: entries.size, stopLsn, entries };
+}
+
+interface ContentCheck {
+  files: number;
+  /** WAL segment name → size, as found under pg_wal/. */
+  wal: Map<string, number>;
+}
+
+/** Streams an object back: sha256 and size; with an identity, the tar inside too. */
+async function readBack(
+  store: ObjectStore,
+  object: StoredObjectRef,
+  identity: string | undefined,
+  progress: VerifyProgress,
+  cancelled: AbortSignal,
+  env: Environment,
+): Promise<{ content?: ContentCheck }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      progress.verifiedBytes += chunk.length;
+      done(null, identity ? chunk : undefined);
+    },
+  });
+  let body;
+  try {
+    body = await store.getStream(object.key);
+  } catch (err) {
+    throw storageError(err, `reading ${object.key} back`);
+  }
+  let content: ContentCheck | undefined;
+  if (!identity) {
+    await pipeline(body, tap, new Writable({ write: (_c, _e, done) => done() }), { signal: cancelled });
+  } else {
+    const zstd = startTool('zstd', zstdBinary(env), ['-d', '-q', '-c']);
+    const checker = contentChecker();
+    const tasks = [
+      pipeline(body, tap, createAgeDecryptor(identitiesFromText(identity)), zstd.child.stdin!, {
+        signal: cancelled,
+      }),
+      pipeline(zstd.child.stdout!, checker.sink, { signal: cancelled }),
+      zstd.done,
+    ];
+    try {
+      await Promise.all(tasks);
+    } catch (err) {
+      zstd.kill();
+      await Promise.allSettled(tasks);
+      if (err instanceof LifeboatError) throw err;
+      throw new LifeboatError('IntegrityError', `${object.key} does not open: ${(err as Error).message}`);
+    }
+    content = checker.finish(object.key);
+  }
+  const sha256 = hash.digest('hex');
+  if (bytes !== object.bytes || sha256 !== object.sha256)
+    throw new LifeboatError(
+      'IntegrityError',
+      `${object.key} read back as ${bytes} bytes with sha256 ${sha256}; ${object.bytes} bytes with sha256 ${object.sha256} were written`,
+    );
+  return { content };
+}
+
+/** A tar sink hashing every file, checked against backup_manifest once it arrives (last). */
+function contentChecker(): { sink: Writable; finish(key: string): ContentCheck } {
+  const seen = new Map<string, { size: number; sha256: string }>();
+  let manifestBytes: Buffer[] = [];
+  let hashing: { name: string; hash: ReturnType<typeof createHash> } | undefined;
+  const nameOf = (entry: TarEntry) => entry.name.replace(/^\.\//, '');
+  const reader = new TarReader({
+    entry(entry) {
+      if (entry.type !== '0') return undefined;
+      const name = nameOf(entry);
+      if (name === 'backup_manifest') {
+        manifestBytes = [];
+        return (chunk) => manifestBytes.push(Buffer.from(chunk));
+      }
+      const hash = createHash('sha256');
+      hashing = { name, hash };
+      return (chunk) => hash.update(chunk);
+    },
+    entryEnd(entry) {
+      if (entry.type !== '0' || nameOf(entry) === 'backup_manifest') return;
+      const hash = hashing?.name === nameOf(entry) ? hashing.hash : createHash('sha256');
+      seen.set(nameOf(entry), { size: entry.size, sha256: hash.digest('hex') });
+      hashing = undefined;
+    },
+  });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      try {
+        reader.push(chunk);
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+  });
+  return {
+    sink,
+    finish(key: string): ContentCheck {
+      if (!reader.ended) throw new LifeboatError('IntegrityError', `${key}: the tar inside ends early`);
+      if (manifestBytes.length === 0)
+        throw new LifeboatError('IntegrityError', `${key}: no backup_manifest inside the tar`);
+      let manifest;
+      try {
+        manifest = parsePostgresManifest(Buffer.concat(manifestBytes));
+      } catch (err) {
+        throw new LifeboatError('IntegrityError', `${key}: ${(err as Error).message}`);
+      }
+      const problems: string[] = [];
+      const wal = new Map<string, number>();
+      for (const [name, got] of seen) {
+        const want = manifest.entries.get(name);
+        if (!want) {
+          // WAL fetched into the tar is not in the manifest's file list; it is checked by range.
+          const segment = /^pg_wal\/([0-9A-F]{24})$/.exec(name)?.[1];
+          if (segment) wal.set(segment, got.size);
+          else problems.push(`${name}: in the tar, not in backup_manifest`);
+        } else if (want.size !== got.size)
+          problems.push(`${name}: ${got.size} bytes, manifest says ${want.size}`);
+        else if (want.sha256 && want.sha256 !== got.sha256)
+          problems.push(`${name}: sha256 differs from the manifest`);
+      }
+      for (const name of manifest.entries.keys())
+        if (!seen.has(name)) problems.push(`${name}: in backup_manifest, not in the tar`);
+      if (problems.length)
+        throw new LifeboatError(
+          'IntegrityError',
+          `${key}: ${problems.length} file(s) do not match backup_manifest: ${problems.slice(0, 5).join('; ')}`,
+        );
+      return { files: manifest.files, wal };
+    },
+  };
+}
+
+/** A storage failure as a typed error: refused credentials are final, the rest may pass. */
+function storageError(err: unknown, what: string): LifeboatError {
+  if (err instanceof LifeboatError) return err;
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const name = (err as { name?: string }).name;
+  if (
+    status === 403 ||
+    name === 'AccessDenied' ||
+    name === 'InvalidAccessKeyId' ||
+    name === 'SignatureDoesNotMatch'
+  )
+    return new LifeboatError('AccessDenied', `${what}: ${describeAwsError(err)}`);
+  if (name === 'NoSuchBucket' || (status === 404 && /bucket/i.test(what)))
+    return new LifeboatError('InvalidInput', `${what}: the bucket does not exist (${describeAwsError(err)})`);
+  return new LifeboatError('Unreachable', `${what}: ${describeAwsError(err)}`);
+}
+
+/** What went wrong in the streaming pipeline, typed and with pg_basebackup's own words. */
+function streamError(err: unknown, pgbb: Tool, cancelled: boolean): Error {
+  if (cancelled) return err as Error;
+  if (err instanceof LifeboatError) return err;
+  if (err instanceof ToolError && err.notFound)
+    return new LifeboatError(
+      'InvalidInput',
+      `${err.message} on this worker: install the PostgreSQL client of the server's major version (or set LIFEBOAT_PG_BINDIR) and zstd`,
+    );
+  const stderr = pgbb.stderrTail();
+  if (
+    /password authentication failed|no pg_hba\.conf entry|must be superuser or replication role|permission denied/i.test(
+      stderr,
+    )
+  )
+    return new LifeboatError('AccessDenied', `pg_basebackup was refused: ${stderr}`);
+  if (err instanceof ToolError && err.tool === 'pg_basebackup') return err;
+  if ((err as { $metadata?: unknown }).$metadata) return storageError(err, 'uploading the base backup');
+  if (stderr && pgbb.child.exitCode !== null && pgbb.child.exitCode !== 0)
+    return new Error(`pg_basebackup failed: ${stderr}`);
+  return err as Error;
+}
