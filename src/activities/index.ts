@@ -1,6 +1,7 @@
 // Every activity, grouped by the external system it touches, merged for registration.
 // Workflows `import type { Activities }` and call them through proxyActivities.
 import type { Plan } from '../domain/plan.ts';
+import { createBackupActivities } from './backup.ts';
 import { createDnsActivities } from './dns.ts';
 import { createHealthActivities } from './health.ts';
 import { createKubernetesActivities } from './kubernetes.ts';
@@ -28,6 +29,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPlanActivities(deps),
     ...createPostgresActivities(deps),
     ...createStorageActivities(deps),
+    ...createBackupActivities(deps),
     ...createDnsActivities(deps),
     ...createKubernetesActivities(deps),
     ...createNotifyActivities(deps),

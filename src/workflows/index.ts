@@ -1,3 +1,4 @@
 // The workflow bundle's entry: every Lifeboat workflow, one business process per file.
 export { doctorWorkflow } from './doctor.ts';
 export { regionalFailoverWorkflow } from './regional-failover.ts';
+export { fullBackupWorkflow } from './full-backup.ts';
