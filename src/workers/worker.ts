@@ -55,6 +55,9 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       interceptors,
       // In-flight activities get this long to finish (or heartbeat) after SIGINT/SIGTERM.
       shutdownGraceTime: '20s',
+      // Heartbeat details are the live progress `lifeboat status` shows (bytes of a backup):
+      // send them at least every 5 s rather than the SDK's 0.8 × heartbeat timeout.
+      maxHeartbeatThrottleInterval: '5s',
     };
     const workflowBundle = await bundleWorkflowCode({
       workflowsPath: require.resolve('../workflows/index.ts'),
