@@ -9,6 +9,8 @@ export const workflowIds = {
   backup: (database: string) => `backup-${database}`,
   /** One failover of a database at a time: the id is the lock (a second start is refused while one runs). */
   failover: (database: string) => `failover-${database}`,
+  /** One WAL archiver per database, long-running: a second start finds the one that runs. */
+  walArchiver: (database: string) => `wal-archiver-${database}`,
   /** Doctor runs are independent; the time keeps them apart and sortable. */
   doctor: (plan: string, at: Date) => `doctor-${plan}-${at.toISOString().replace(/[:.]/g, '-')}`,
 };
