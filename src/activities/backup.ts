@@ -26,6 +26,7 @@ import {
 } from '../domain/manifest.ts';
 import { dbnameOf, type Plan, type PostgresConnection } from '../domain/plan.ts';
 import { BASE_BACKUP_FILE, repository } from '../domain/repository.ts';
+import { readCatalog, type Catalog } from './catalog.ts';
 import { startTool, ToolError, type Tool } from './pipeline/child.ts';
 import {
   createAgeDecryptor,
@@ -330,6 +331,15 @@ export function createBackupActivities(deps: BackupDeps) {
             verifiedBytes: progress.verifiedBytes,
             detail: `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match (content not opened: ${identityEnv} is not set on this worker)`,
           };
+    },
+
+    /** The database's catalog, from its manifests (oldest first). */
+    async listBackups(input: { database: string }): Promise<Catalog> {
+      try {
+        return await readCatalog(primaryStore(), input.database);
+      } catch (err) {
+        throw storageError(err, `listing the manifests of ${input.database}`);
+      }
     },
 
     /**

@@ -8,6 +8,8 @@ const commands: Record<string, () => Promise<Command>> = {
   stack: () => import('./stack.ts'),
   worker: () => import('./worker.ts'),
   doctor: () => import('./doctor.ts'),
+  backup: () => import('./backup.ts'),
+  backups: () => import('./backups.ts'),
   failover: () => import('./failover.ts'),
   approve: () => import('./approve.ts'),
   status: () => import('./status.ts'),

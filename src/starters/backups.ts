@@ -1,0 +1,93 @@
+// `lifeboat backups list --database <db>`: the catalog, read straight from storage (the manifests),
+// so it answers when Temporal or the workers are down. Storage credentials come from this
+// process's environment (or --env-file), as for a worker.
+import fs from 'node:fs';
+import { readCatalog } from '../activities/catalog.ts';
+import { createObjectStore } from '../activities/ports/object-store.ts';
+import { describeAwsError } from '../activities/storage.ts';
+import { formatDuration } from '../domain/duration.ts';
+import { LifeboatError } from '../domain/errors.ts';
+import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
+import { parseCommandArgs } from './args.ts';
+import { mib } from './backup-view.ts';
+import { EXIT, printError, printJson, table } from './output.ts';
+
+export const summary = 'the backup catalog: list --database <db> [--json]';
+
+export async function run(argv: string[]): Promise<number> {
+  const args = parseCommandArgs(
+    'backups',
+    argv,
+    {
+      file: { type: 'string', short: 'f' },
+      json: { type: 'boolean' },
+      database: { type: 'string' },
+      'env-file': { type: 'string', multiple: true },
+    },
+    true,
+  );
+  if (!args) return EXIT.badInput;
+  const problems: string[] = [];
+  if (args._[0] !== 'list' || args._.length > 1)
+    problems.push('expected: lifeboat backups list --database <db>');
+  let plan;
+  try {
+    plan = loadPlan(planFilePath(args.file as string | undefined));
+  } catch (err) {
+    if (!(err instanceof PlanError)) throw err;
+    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
+  }
+  const database = args.database as string | undefined;
+  if (!database) problems.push('--database: required');
+  else if (plan && !plan.databases[database])
+    problems.push(
+      `--database: "${database}" is not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`,
+    );
+  const envFiles = (args['env-file'] as string[] | undefined) ?? [];
+  for (const file of envFiles) if (!fs.existsSync(file)) problems.push(`--env-file: ${file} does not exist`);
+  if (problems.length || !plan || !database) {
+    for (const p of problems) printError(p);
+    return EXIT.badInput;
+  }
+  for (const file of envFiles) process.loadEnvFile(file);
+
+  let catalog;
+  try {
+    catalog = await readCatalog(createObjectStore(plan.storage.primary, process.env), database);
+  } catch (err) {
+    printError(
+      err instanceof LifeboatError
+        ? err.message
+        : `cannot list ${plan.storage.primary.url}: ${describeAwsError(err)}`,
+    );
+    return EXIT.failed;
+  }
+  for (const p of catalog.problems) printError(`${p.key}: unreadable manifest: ${p.problems.join('; ')}`);
+  if (args.json) {
+    printJson({
+      database,
+      location: plan.storage.primary.url,
+      backups: catalog.entries,
+      problems: catalog.problems,
+    });
+  } else if (catalog.entries.length === 0) {
+    process.stdout.write(`no backups of ${database} in ${plan.storage.primary.url}\n`);
+  } else {
+    process.stdout.write(
+      table(
+        ['id', 'kind', 'time', 'lsn', 'raw', 'stored', 'took', 'verified'],
+        catalog.entries.map((e) => [
+          e.id,
+          e.kind,
+          e.time.replace(/\.\d{3}Z$/, 'Z'),
+          `${e.startLsn}–${e.stopLsn}`,
+          mib(e.rawBytes),
+          mib(e.storedBytes),
+          formatDuration(e.durationMs),
+          e.verified ? 'yes' : 'no',
+        ]),
+      ),
+    );
+  }
+  return catalog.problems.length ? EXIT.failed : EXIT.ok;
+}
