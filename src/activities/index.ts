@@ -14,6 +14,7 @@ import type { ObjectStore } from './ports/object-store.ts';
 import { createPostgresActivities } from './postgres.ts';
 import { createPostgresFailoverActivities } from './postgres-failover.ts';
 import { createStorageActivities, type StorageLocationName } from './storage.ts';
+import { createWalActivities } from './wal.ts';
 
 export interface ActivityDeps {
   plan: Plan;
@@ -22,6 +23,8 @@ export interface ActivityDeps {
   zone?: DnsZone;
   clusters: Record<string, KubernetesCluster>;
   fetch?: typeof fetch;
+  /** Root of the worker-local WAL spools (LIFEBOAT_SPOOL). */
+  spoolDir?: string;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -35,6 +38,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNotifyActivities(deps),
     ...createHealthActivities(deps),
     ...createPostgresFailoverActivities(deps),
+    ...createWalActivities(deps),
   };
 }
 

@@ -13,6 +13,7 @@ const commands: Record<string, () => Promise<Command>> = {
   failover: () => import('./failover.ts'),
   approve: () => import('./approve.ts'),
   status: () => import('./status.ts'),
+  archiver: () => import('./archiver.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

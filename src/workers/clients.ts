@@ -1,4 +1,5 @@
 // Builds the real clients the activities use, from the plan and the worker's environment.
+import path from 'node:path';
 import type { ActivityDeps } from '../activities/index.ts';
 import { createDnsZone } from '../activities/ports/dns-zone.ts';
 import type { Environment } from '../activities/ports/environment.ts';
@@ -20,5 +21,7 @@ export function buildActivityDeps(plan: Plan, env: Environment): ActivityDeps {
     },
     zone: plan.dns ? createDnsZone(plan.dns, env) : undefined,
     clusters,
+    // The WAL archiver's spool: a persistent volume in production (LIFEBOAT_SPOOL).
+    spoolDir: path.resolve(env.LIFEBOAT_SPOOL ?? path.join(env.LIFEBOAT_STATE ?? '.lifeboat', 'spool')),
   };
 }

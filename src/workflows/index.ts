@@ -2,3 +2,4 @@
 export { doctorWorkflow } from './doctor.ts';
 export { regionalFailoverWorkflow } from './regional-failover.ts';
 export { fullBackupWorkflow } from './full-backup.ts';
+export { walArchiverWorkflow } from './wal-archiver.ts';
