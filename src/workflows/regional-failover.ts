@@ -50,6 +50,8 @@ const retry = {
 };
 /** Short API calls before the point of no return: a few attempts, then compensate. */
 const apiCall = { startToCloseTimeout: '20s', retry: { ...retry, maximumAttempts: 4 } } as const;
+/** SQL calls that bound their own connection time (3-5 s): a lost worker is noticed at 10 s. */
+const sqlCall = { startToCloseTimeout: '10s', retry: { ...retry, maximumAttempts: 4 } } as const;
 /** A health probe's failure is an answer: one attempt, so detection counts real checks. */
 const probe = { startToCloseTimeout: '20s', retry: { maximumAttempts: 1 } } as const;
 /** Polls until a system reaches a state; the heartbeat notices a lost worker within seconds. */
@@ -469,13 +471,14 @@ function proxies(plan: Plan, target: string) {
   const taskQueue = regionTaskQueue(plan, target);
   const p = <O extends object>(o: O) => proxyActivities<Activities>({ ...o, taskQueue });
   const api = p(apiCall);
+  const sql = p(sqlCall);
   const wait = p(waitFor);
   const must = p(mustFinish);
   return {
-    inspectPostgres: api.inspectPostgres,
+    inspectPostgres: sql.inspectPostgres,
     probeRegion: p(probe).probeRegion,
-    fencePostgres: api.fencePostgres,
-    unfencePostgres: p({ ...apiCall, retry: { ...retry, maximumAttempts: 10 } }).unfencePostgres,
+    fencePostgres: sql.fencePostgres,
+    unfencePostgres: p({ ...sqlCall, retry: { ...retry, maximumAttempts: 10 } }).unfencePostgres,
     readDatabaseRecords: api.readDatabaseRecords,
     waitForReplay: wait.waitForReplay,
     promotePostgres: p({ ...waitFor, retry: { ...retry, maximumAttempts: 10 } }).promotePostgres,

@@ -62,7 +62,11 @@ export async function primaryTimeline(
 async function postgresInShape(stack: TestStack): Promise<boolean> {
   if ((await postgresInRecovery(stack.layout, PRIMARY)) !== false) return false;
   if ((await postgresInRecovery(stack.layout, REPLICA)) !== true) return false;
-  const [ro] = await adminQuery<{ v: string }>(stack, PRIMARY, 'show default_transaction_read_only');
+  const [ro] = await adminQuery<{ v: string }>(
+    stack,
+    PRIMARY,
+    "select current_setting('default_transaction_read_only') as v",
+  );
   const [rep] = await adminQuery<{ n: string }>(
     stack,
     PRIMARY,

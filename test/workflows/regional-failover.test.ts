@@ -1,0 +1,338 @@
+// regionalFailoverWorkflow against the real local stack, through the CLI and the `temporal` CLI,
+// with real worker processes. Detection is 3 × 1 s (a copy of the stack's plan) so the suite
+// stays short. Every test that changes the stack puts it back (test/support/failover.ts).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { stringify } from 'yaml';
+import { createDnsZone } from '../../src/activities/ports/dns-zone.ts';
+import type { FailoverProgress, FailoverResult } from '../../src/domain/failover.ts';
+import { postgresInRecovery, stopPostgres, walReceiverStatus } from '../../src/stack/postgres-clusters.ts';
+import { startRoute53Server, stopRoute53Server } from '../../src/stack/route53-server.ts';
+import { leakedSecrets } from '../support/history.ts';
+import { adminQuery, primaryTimeline, restoreStackShape } from '../support/failover.ts';
+import { ensureStack, type TestStack } from '../support/stack.ts';
+import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+import { parse } from 'yaml';
+
+const execFileAsync = promisify(execFile);
+const WORKFLOW_ID = 'failover-orders';
+
+describe('regional failover on the local stack', () => {
+  let stack: TestStack;
+  let planFile: string;
+  let workers: WorkerProcess[] = [];
+  let client: Client;
+  let connection: Connection;
+  const env = () => ({ ...stack.env, LIFEBOAT_USER: 'carol' });
+
+  const startWorkers = async () => {
+    workers = await Promise.all(
+      ['us-east-1', 'us-west-2'].map((r) => startWorker(r, stack.layout.secretsFile, planFile, stack.env)),
+    );
+  };
+  const temporalCli = (args: string[]) =>
+    execFileAsync(path.join(stack.layout.toolsBin, 'temporal'), [
+      ...args,
+      '--address',
+      stack.layout.temporal.address,
+    ]);
+  const progress = (h: WorkflowHandle) => h.query<FailoverProgress>('progress');
+  const waitPhase = async (h: WorkflowHandle, phases: string[], timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const p = await progress(h).catch(() => undefined);
+      if (p && phases.includes(p.phase)) return p;
+      assert.ok(Date.now() < deadline, `phase ${phases.join('|')} not reached (at ${p?.phase})`);
+      await sleep(50);
+    }
+  };
+  /** Starts a failover detached; the handle is bound to the run it started. */
+  const startFailover = async (extra: string[] = []) => {
+    const run = await runCli(
+      [
+        'failover',
+        '-f',
+        planFile,
+        '--database',
+        'orders',
+        '--to',
+        'us-west-2',
+        '--reason',
+        'test',
+        '--detach',
+        '--json',
+        ...extra,
+      ],
+      env(),
+    );
+    const handle =
+      run.code === 0
+        ? client.workflow.getHandle(WORKFLOW_ID, (JSON.parse(run.stdout) as { runId: string }).runId)
+        : client.workflow.getHandle(WORKFLOW_ID);
+    return { ...run, handle };
+  };
+  const dnsValues = async () => {
+    const zone = createDnsZone(stack.plan.dns!, stack.env);
+    const records = await zone.listRecords((await zone.findZoneId())!);
+    return records.find((r) => r.name === 'orders-db.lifeboat.internal.')?.values;
+  };
+  const replicas = async (region: 'us-east-1' | 'us-west-2') => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(stack.layout.kubernetes[region].kubeconfig);
+    const d = await kc
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDeployment({ namespace: 'shop', name: 'orders-api' });
+    return d.spec?.replicas;
+  };
+
+  before(async () => {
+    stack = await ensureStack();
+    await restoreStackShape(stack);
+    const plan = parse(fs.readFileSync(stack.planFile, 'utf8'));
+    plan.failover.policies[0].detection = { checks: 3, interval: '1s' };
+    planFile = path.join(stack.layout.state, 'failover-test.yaml');
+    fs.writeFileSync(planFile, stringify(plan));
+    connection = await Connection.connect({ address: stack.layout.temporal.address });
+    client = new Client({ connection });
+    await startWorkers();
+  });
+
+  afterEach(async () => {
+    // No failover left running, whatever a test did.
+    await client.workflow
+      .getHandle(WORKFLOW_ID)
+      .terminate('test cleanup')
+      .catch(() => undefined);
+  });
+
+  after(async () => {
+    await Promise.all(workers.map((w) => w.stop('SIGTERM')));
+    await connection?.close();
+    await restoreStackShape(stack);
+  });
+
+  it('refuses bad input with a clear message, exit 2', async () => {
+    const cases = [
+      {
+        name: 'unknown database',
+        args: ['--database', 'payments', '--to', 'us-west-2', '--reason', 'x'],
+        want: /"payments" is not in the plan/,
+      },
+      {
+        name: 'unknown region',
+        args: ['--database', 'orders', '--to', 'eu-central-1', '--reason', 'x'],
+        want: /region "eu-central-1" is not in the plan/,
+      },
+      { name: 'no reason', args: ['--database', 'orders', '--to', 'us-west-2'], want: /--reason/ },
+      {
+        name: 'target is the current primary',
+        args: ['--database', 'orders', '--to', 'us-east-1', '--reason', 'x'],
+        want: /us-east-1 already holds the primary/,
+      },
+    ];
+    for (const c of cases) {
+      const run = await runCli(['failover', '-f', planFile, ...c.args], env());
+      assert.equal(run.code, 2, `${c.name}: ${run.stdout}${run.stderr}`);
+      assert.match(run.stderr, c.want, c.name);
+    }
+  });
+
+  it('refuses a second failover while one runs; a rejection ends the first with nothing changed', async () => {
+    // The source is healthy; --force lets the run go on to the approval gate, where it waits.
+    const first = await startFailover(['--force']);
+    assert.equal(first.code, 0, first.stderr);
+    const handle = first.handle;
+    await waitPhase(handle, ['awaiting-approval']);
+    const second = await startFailover(['--force']);
+    assert.equal(second.code, 2);
+    assert.match(second.stderr, /a failover of orders is already running \(failover-orders\)/);
+
+    const noReason = await runCli(['approve', WORKFLOW_ID, '--as', 'alice', '--reject'], env());
+    assert.equal(noReason.code, 2);
+    const reject = await runCli(
+      ['approve', WORKFLOW_ID, '--as', 'alice', '--reject', '--reason', 'the region is fine'],
+      env(),
+    );
+    assert.equal(reject.code, 0, reject.stderr);
+    const result = (await handle.result()) as FailoverResult;
+    assert.equal(result.outcome, 'rejected');
+    assert.match(result.message ?? '', /rejected by alice: the region is fine; nothing changed/);
+    assert.equal(await postgresInRecovery(stack.layout, 'us-west-2'), true);
+    assert.deepEqual(await dnsValues(), ['pg.us-east-1.lifeboat.internal.']);
+  });
+
+  it('ends with "not approved" when nobody approves in time: replica still a replica, DNS unchanged', async () => {
+    const run = await runCli(
+      [
+        'failover',
+        '-f',
+        planFile,
+        '--database',
+        'orders',
+        '--to',
+        'us-west-2',
+        '--reason',
+        'test',
+        '--force',
+        '--approval-timeout',
+        '2s',
+        '--json',
+      ],
+      env(),
+    );
+    assert.equal(run.code, 1, run.stderr);
+    const result = JSON.parse(run.stdout) as FailoverResult;
+    assert.equal(result.outcome, 'not-approved');
+    assert.match(result.message ?? '', /not approved within 2\.0s \(0 of 2 approvals\); nothing changed/);
+    assert.equal(await postgresInRecovery(stack.layout, 'us-west-2'), true);
+    assert.equal(await walReceiverStatus(stack.layout, 'us-west-2'), 'streaming');
+    assert.deepEqual(await dnsValues(), ['pg.us-east-1.lifeboat.internal.']);
+    const d = await client.workflow.getHandle(WORKFLOW_ID).describe();
+    assert.deepEqual(d.searchAttributes.LifeboatOutcome, ['not-approved']);
+  });
+
+  it('undoes the fence when DNS fails before promotion', async () => {
+    const before = await primaryTimeline(stack, 'us-east-1');
+    const started = await startFailover(['--force']);
+    assert.equal(started.code, 0, started.stderr);
+    const handle = started.handle;
+    await waitPhase(handle, ['awaiting-approval']);
+    await stopRoute53Server(stack.layout);
+    try {
+      for (const who of ['alice', 'bob'])
+        assert.equal((await runCli(['approve', WORKFLOW_ID, '--as', who], env())).code, 0);
+      await assert.rejects(handle.result(), (err: Error & { cause?: Error }) => {
+        assert.match(
+          err.cause?.message ?? '',
+          /failover stopped before promotion: Route53: .*undone: unfence us-east-1/,
+        );
+        return true;
+      });
+    } finally {
+      await startRoute53Server(stack.layout, stack.secrets, stack.plan);
+    }
+    const p = await progress(handle);
+    assert.equal(p.outcome, 'compensated');
+    assert.equal(p.fencing?.fenced, true);
+    assert.equal(p.promotedAt, undefined);
+    // As it was: us-east-1 takes writes again, us-west-2 still streams on the same timeline.
+    const [ro] = await adminQuery<{ v: string }>(
+      stack,
+      'us-east-1',
+      "select current_setting('default_transaction_read_only') as v",
+    );
+    assert.equal(ro!.v, 'off');
+    await adminQuery(stack, 'us-east-1', 'insert into public.orders (amount) values (1.00)');
+    assert.equal(await primaryTimeline(stack, 'us-east-1'), before);
+    assert.equal(await postgresInRecovery(stack.layout, 'us-west-2'), true);
+    assert.deepEqual(await dnsValues(), ['pg.us-east-1.lifeboat.internal.']);
+  });
+
+  it('fails over when us-east-1 dies: detection, approval by two listed approvers, promotion, DNS, traffic', async () => {
+    const timeline = await primaryTimeline(stack, 'us-east-1');
+    await stopPostgres(stack.layout, 'us-east-1');
+    try {
+      const started = await startFailover();
+      assert.equal(started.code, 0, started.stderr);
+      const handle = started.handle;
+      const waiting = await waitPhase(handle, ['awaiting-approval']);
+      assert.match(waiting.steps[0]!.detail ?? '', /3 checks: all failed/);
+      assert.match(waiting.approval?.request ?? '', /Data at risk: lag unknown \(us-east-1 unreachable\)/);
+
+      const outsider = await runCli(['approve', WORKFLOW_ID, '--as', 'dave'], env());
+      assert.equal(outsider.code, 2);
+      assert.match(outsider.stderr, /dave is not an approver of this policy/);
+      const self = await runCli(['approve', WORKFLOW_ID, '--as', 'carol'], env());
+      assert.match(self.stderr, /carol requested this operation and cannot approve/);
+      for (const approver of ['alice', 'bob'])
+        await temporalCli([
+          'workflow',
+          'update',
+          'execute',
+          '--name',
+          'approve',
+          '--workflow-id',
+          WORKFLOW_ID,
+          '--input',
+          JSON.stringify({ approver, comment: 'go' }),
+        ]);
+      const result = (await handle.result()) as FailoverResult;
+
+      assert.equal(result.outcome, 'failed-over', result.message);
+      assert.deepEqual(
+        result.approval?.decisions.map((d) => d.approver),
+        ['alice', 'bob'],
+      );
+      assert.ok(result.rtoMs! > 0 && result.rtoMs! < 60_000, `RTO ${result.rtoMs}`);
+      assert.match(result.rpo!.estimate, /unknown bytes \(source unreachable\)/);
+      assert.ok(
+        result.operatorActions.some((a) =>
+          /Rebuild orders@us-east-1 as a streaming replica of us-west-2/.test(a),
+        ),
+      );
+      assert.equal(await postgresInRecovery(stack.layout, 'us-west-2'), false);
+      assert.equal(await primaryTimeline(stack, 'us-west-2'), timeline + 1);
+      await adminQuery(stack, 'us-west-2', 'insert into public.orders (amount) values (2.00)');
+      assert.deepEqual(await dnsValues(), ['pg.us-west-2.lifeboat.internal.']);
+      assert.equal(await replicas('us-west-2'), 2);
+      assert.equal(await replicas('us-east-1'), 0);
+      const kc = new KubeConfig();
+      kc.loadFromFile(stack.layout.kubernetes['us-west-2'].kubeconfig);
+      const cm = await kc
+        .makeApiClient(CoreV1Api)
+        .readNamespacedConfigMap({ namespace: 'shop', name: 'orders-db' });
+      assert.equal(cm.metadata?.annotations?.['lifeboat.io/primary-region'], 'us-west-2');
+      const d = await handle.describe();
+      assert.deepEqual(d.searchAttributes.LifeboatOutcome, ['failed-over']);
+      assert.deepEqual(d.searchAttributes.LifeboatTargetRegion, ['us-west-2']);
+      assert.deepEqual(leakedSecrets(await handle.fetchHistory(), stack.secrets), []);
+      process.stderr.write(`# unplanned failover: RTO ${result.rtoMs} ms (includes the approvals)\n`);
+    } finally {
+      await restoreStackShape(stack);
+    }
+  });
+
+  it('completes when the target worker is SIGKILLed in the promote step (fencing or promotion), promoting once', async () => {
+    const timeline = await primaryTimeline(stack, 'us-east-1');
+    await stopPostgres(stack.layout, 'us-east-1');
+    try {
+      const started = await startFailover();
+      assert.equal(started.code, 0, started.stderr);
+      const handle = started.handle;
+      await waitPhase(handle, ['awaiting-approval']);
+      for (const who of ['alice', 'bob']) await runCli(['approve', WORKFLOW_ID, '--as', who], env());
+      await waitPhase(
+        handle,
+        ['fencing', 'promoting', 'switching-dns', 'moving-traffic', 'verifying', 'completed'],
+        30_000,
+      );
+      const west = workers.find((w) => w.region === 'us-west-2')!;
+      assert.equal(await west.stop('SIGKILL'), null);
+      workers = [
+        workers.find((w) => w.region === 'us-east-1')!,
+        await startWorker('us-west-2', stack.layout.secretsFile, planFile, stack.env),
+      ];
+      const result = (await handle.result()) as FailoverResult;
+      assert.equal(result.outcome, 'failed-over', result.message);
+      // Promotion happened once: one new timeline, one 'promoted' epoch for the run.
+      assert.equal(await primaryTimeline(stack, 'us-west-2'), timeline + 1);
+      const runId = (await handle.describe()).runId;
+      const rows = await adminQuery<{ n: string }>(
+        stack,
+        'us-west-2',
+        `select count(*)::text as n from lifeboat.failover_epochs where run_id = $1 and event = 'promoted'`,
+        [runId],
+      );
+      assert.equal(rows[0]!.n, '1');
+    } finally {
+      await restoreStackShape(stack);
+    }
+  });
+});
