@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
 import {
   walSegmentsBetween,
   type BaseBackupResult,
@@ -201,7 +202,9 @@ export function createBackupActivities(deps: BackupDeps) {
         zstd.kill();
         await Promise.allSettled(tasks);
         if (!writer.completed) await store.abortMultipartUpload(key, uploadId).catch(() => undefined);
-        throw streamError(err, pgbb, ctx.cancellationSignal.aborted);
+        // A cancelled activity must end as cancelled (not failed), once its upload is aborted.
+        if (ctx.cancellationSignal.aborted) throw cancelledFailure(ctx.cancellationSignal.reason);
+        throw streamError(err, pgbb);
       } finally {
         clearInterval(beat);
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
@@ -590,6 +593,7 @@ async function readBack(
       zstd.kill();
       await Promise.allSettled(tasks);
       if (err instanceof LifeboatError) throw err;
+      if (cancelled.aborted) throw cancelledFailure(cancelled.reason);
       throw new LifeboatError('IntegrityError', `${object.key} does not open: ${(err as Error).message}`);
     }
     content = checker.finish(object.key);
@@ -693,9 +697,12 @@ function storageError(err: unknown, what: string): LifeboatError {
   return new LifeboatError('Unreachable', `${what}: ${describeAwsError(err)}`);
 }
 
+function cancelledFailure(reason: unknown): CancelledFailure {
+  return reason instanceof CancelledFailure ? reason : new CancelledFailure(String(reason));
+}
+
 /** What went wrong in the streaming pipeline, typed and with pg_basebackup's own words. */
-function streamError(err: unknown, pgbb: Tool, cancelled: boolean): Error {
-  if (cancelled) return err as Error;
+function streamError(err: unknown, pgbb: Tool): Error {
   if (err instanceof LifeboatError) return err;
   if (err instanceof ToolError && err.notFound)
     return new LifeboatError(

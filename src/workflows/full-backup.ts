@@ -3,6 +3,7 @@
 // worker's attempt restarts from scratch under a new attempt folder, what earlier attempts left
 // is removed before the manifest is written, and a backup that fails leaves nothing behind.
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   defineQuery,
@@ -64,6 +65,8 @@ const storageCheck = {
 const dataCopy = {
   startToCloseTimeout: '24h',
   heartbeatTimeout: '15s',
+  // A cancelled backup waits for the activity to abort its upload before cleaning up.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: {
     initialInterval: '2s',
     backoffCoefficient: 2,
