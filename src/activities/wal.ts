@@ -209,6 +209,7 @@ class ArchiveRun {
   receiverFailures = 0;
 
   storageReachable: boolean;
+  storageProbed = false;
   storageError: string | undefined;
   nextStorageAttempt = 0;
 
@@ -313,8 +314,28 @@ class ArchiveRun {
     if (!this.control && now >= this.nextControlAttempt) await this.connectControl();
     if (this.control && !this.receiver && now >= this.nextReceiverStart) await this.startReceiver();
     this.watchReceiver(now);
+    if (!this.storageProbed) await this.probeStorage();
     if (this.segmentSize) await this.drain();
     if (this.control) await this.maintainSlot(now);
+    if (
+      this.input.announceStart &&
+      this.storageProbed &&
+      this.receiver &&
+      now - this.receiver.startedAt >= RECEIVER_STABLE_MS
+    )
+      this.end ??= 'started';
+  }
+
+  /** Storage is asked once at the start of a run, so an outage shows even when no WAL is written. */
+  async probeStorage(): Promise<void> {
+    if (!this.storageReachable && Date.now() < this.nextStorageAttempt) return;
+    try {
+      await this.store.headBucket();
+      this.storageProbed = true;
+      this.storageUp();
+    } catch (err) {
+      this.storageDown(describeAwsError(err) || (err as Error).message);
+    }
   }
 
   pause(ms: number): Promise<void> {

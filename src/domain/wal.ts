@@ -16,7 +16,10 @@ const SEGMENT = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/;
 /** What a file in a WAL directory is, or undefined for anything else. */
 export function parseWalFileName(name: string): WalFile | undefined {
   const history = /^([0-9A-F]{8})\.history$/.exec(name);
-  if (history) return { kind: 'history', name, timeline: parseInt(history[1]!, 16) };
+  if (history) {
+    const timeline = parseInt(history[1]!, 16);
+    return timeline > 0 ? { kind: 'history', name, timeline } : undefined;
+  }
   const partial = /^([0-9A-F]{24})\.partial$/.exec(name);
   const segment = partial ? partial[1]! : SEGMENT.test(name) ? name : undefined;
   if (!segment) return undefined;
@@ -213,9 +216,15 @@ export interface ArchiveWalInput {
   /** The workflow's view, so that a run reports transitions only. */
   storageReachable: boolean;
   receiverRunning: boolean;
+  /**
+   * The archiver has just started: return as soon as WAL streams and storage answers, so the
+   * status says `archiving` (or what is wrong) within seconds rather than after a whole run.
+   */
+  announceStart?: boolean;
 }
 
 export type ArchiveWalEndReason =
+  | 'started'
   | 'time-budget'
   | 'storage-unreachable'
   | 'storage-restored'

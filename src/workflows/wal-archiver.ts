@@ -133,6 +133,7 @@ export async function walArchiverWorkflow(rawInput: WalArchiverInput): Promise<W
           lastArchived: status.lastArchived?.segment,
           storageReachable: status.storage.reachable,
           receiverRunning: status.receiver.running,
+          announceStart: status.phase === 'starting',
         });
       } catch (err) {
         if (isCancellation(err)) throw err;

@@ -1,0 +1,400 @@
+// walArchiverWorkflow against the real local stack: a write load on the primary, pg_receivewal
+// spawned by a real worker process, SeaweedFS stopped for 30 s in the middle. What is stored is
+// checked from S3 itself: contiguous segments, and bytes that stock `age -d` and `zstd -d` turn
+// back into exactly what PostgreSQL has in pg_wal.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import pg from 'pg';
+import { parse, stringify } from 'yaml';
+import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
+import { parseLsn } from '../../src/domain/lsn.ts';
+import { workflowIds } from '../../src/domain/naming.ts';
+import { repository } from '../../src/domain/repository.ts';
+import { archiverSlotName, nextSegment, segmentOfLsn, type WalArchiverStatus } from '../../src/domain/wal.ts';
+import { startS3Server, stopS3Server } from '../../src/stack/s3-server.ts';
+import { loadPlan } from '../../src/workers/plan-file.ts';
+import { ensureStack, type TestStack } from '../support/stack.ts';
+import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+
+const DB = 'orders';
+const SEG = 16 * 1024 * 1024;
+
+describe('WAL archiver on the local stack', () => {
+  let stack: TestStack;
+  let worker: WorkerProcess;
+  let connection: Connection;
+  let client: Client;
+  let handle: WorkflowHandle;
+  let store: ObjectStore;
+  let planFile: string;
+  let tmp: string;
+  let spool: string;
+  let admin: pg.Client;
+  let load: WriteLoad;
+  const deliveries: { event: string; title: string; text: string }[] = [];
+  const receiver = http.createServer((req, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => (text += d.toString()));
+    req.on('end', () => {
+      deliveries.push(JSON.parse(text) as (typeof deliveries)[number]);
+      res.writeHead(200).end();
+    });
+  });
+
+  const status = () => handle.query<WalArchiverStatus>('walArchiverStatus');
+  const storedSegments = async () =>
+    (await store.list(repository.walPrefix('', DB)))
+      .map((o) => /\/([0-9A-F]{24})\.zst\.age$/.exec(o.key)?.[1])
+      .filter((s): s is string => s !== undefined)
+      .sort();
+  const storedPartials = async () =>
+    (await store.list(repository.walPrefix('', DB)))
+      .map((o) => ({
+        key: o.key,
+        m: /\/([0-9A-F]{24})\.partial\.([0-9A-F]+)-([0-9A-F]+)\.zst\.age$/.exec(o.key),
+      }))
+      .filter((p) => p.m)
+      .map((p) => ({ key: p.key, segment: p.m![1]!, upTo: parseLsn(`${p.m![2]}/${p.m![3]}`) }));
+
+  before(async () => {
+    stack = await ensureStack();
+    connection = await Connection.connect({ address: stack.layout.temporal.address });
+    client = new Client({ connection });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-wal-'));
+    spool = path.join(tmp, 'spool');
+    // A fresh storage prefix, a 5 s partial upload and a webhook of our own.
+    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
+      storage: { primary: { url: string } };
+      backup: { policies: { database: string }[] };
+      notifications: unknown;
+    };
+    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-wal-${Date.now()}`;
+    raw.backup.policies = raw.backup.policies.map((p) =>
+      p.database === DB ? { ...p, walPartialUpload: '5s' } : p,
+    );
+    raw.notifications = {
+      webhooks: [{ name: 'ops', urlEnv: 'LIFEBOAT_TEST_WEBHOOK_URL', events: ['failure'] }],
+    };
+    planFile = path.join(tmp, 'lifeboat.yaml');
+    fs.writeFileSync(planFile, stringify(raw));
+    const plan = loadPlan(planFile);
+    store = createObjectStore(plan.storage.primary, stack.env);
+
+    const pgConn = stack.plan.regions['us-east-1']!.postgres;
+    admin = new pg.Client({
+      host: pgConn.host,
+      port: pgConn.port,
+      user: pgConn.user,
+      database: DB,
+      password: stack.secrets.LIFEBOAT_PG_PASSWORD,
+    });
+    await admin.connect();
+    // Start from nothing: no archiver running, no slot left by an earlier run.
+    await client.workflow
+      .getHandle(workflowIds.walArchiver(DB))
+      .terminate('test starts afresh')
+      .catch(() => undefined);
+    await dropSlot(admin);
+    await admin.query(
+      'create table if not exists wal_archiver_load (id bigserial primary key, payload text not null, at timestamptz default now())',
+    );
+
+    worker = await startWorker('us-east-1', stack.layout.secretsFile, planFile, {
+      ...stack.env,
+      LIFEBOAT_SPOOL: spool,
+      LIFEBOAT_TEST_WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+    });
+    load = new WriteLoad(pgConn, stack.secrets.LIFEBOAT_PG_PASSWORD!);
+  });
+
+  after(async () => {
+    await load?.stop();
+    if (handle) await handle.terminate('test over').catch(() => undefined);
+    await worker?.stop('SIGTERM');
+    if (admin) {
+      await dropSlot(admin).catch(() => undefined);
+      await admin.query('drop table if exists wal_archiver_load').catch(() => undefined);
+      await admin.end();
+    }
+    await connection?.close();
+    receiver.close();
+  });
+
+  it('archives every segment under write load: contiguous, and byte for byte what pg_wal holds', async () => {
+    handle = await client.workflow.start('walArchiverWorkflow', {
+      taskQueue: 'lifeboat',
+      workflowId: workflowIds.walArchiver(DB),
+      // Short runs and an early continue-as-new, so both happen within the test.
+      args: [{ database: DB, requestedBy: 'test', runFor: '20s', continueAsNewAfter: 2 }],
+    });
+    // `archiver start` on a running archiver keeps it: exit 0, said so.
+    const again = await runCli(['archiver', 'start', '--database', DB, '-f', planFile], stack.env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /already runs: wal-archiver-orders/);
+
+    load.start({ switchEveryMs: 1500 });
+    let segments: string[] = [];
+    for (let i = 0; segments.length < 6; i++) {
+      assert.ok(i < 60, `only ${segments.length} segment(s) stored after 30 s`);
+      await sleep(500);
+      segments = await storedSegments();
+    }
+    assertContiguous(segments);
+
+    // The newest stored segment, still in pg_wal (wal_keep_size), through the break-glass path.
+    const segment = segments.at(-1)!;
+    const walFile = path.join(stack.layout.postgres['us-east-1'].dataDir, 'pg_wal', segment);
+    const restored = breakGlass(await store.get(repository.walSegment('', DB, segment)), tmp, stack);
+    assert.equal(restored.length, SEG);
+    assert.equal(sha256(restored), sha256(fs.readFileSync(walFile)), `${segment} differs from pg_wal`);
+    // And PostgreSQL's own reader parses it.
+    fs.writeFileSync(path.join(tmp, segment), restored);
+    const dump = waldump(path.join(tmp, segment));
+    assert.match(dump, /rmgr: Heap\s+len/, 'pg_waldump finds heap records in the restored segment');
+
+    // The first run returns once WAL streams and storage answers: the status says so in seconds.
+    await waitFor(async () => (await status()).phase === 'archiving', 15_000, 'phase archiving');
+    const s = await status();
+    assert.equal(s.walSegmentSize, SEG);
+    const slot = await admin.query<{ active: boolean; restart_lsn: string }>(
+      'select active, restart_lsn::text from pg_replication_slots where slot_name = $1',
+      [archiverSlotName(DB)],
+    );
+    assert.equal(slot.rows[0]?.active, false, 'the slot is held, not streamed from');
+  });
+
+  it('uploads the partial segment within the configured interval (5 s)', async () => {
+    await load.stop();
+    const marker = `rpo-marker-${Date.now()}`;
+    await admin.query('insert into wal_archiver_load (payload) values ($1)', [marker]);
+    const committed = Date.now();
+    const lsn = (await admin.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
+    const segment = segmentOfLsn(1, lsn, SEG).slice(8);
+    let found: { key: string } | undefined;
+    const opened = new Set<string>();
+    for (let i = 0; !found; i++) {
+      assert.ok(i < 40, `no partial of the segment holding ${lsn} within 20 s`);
+      await sleep(250);
+      const candidates = (await storedPartials()).filter(
+        (p) => p.segment.endsWith(segment) && !opened.has(p.key),
+      );
+      for (const p of candidates) {
+        opened.add(p.key);
+        const bytes = breakGlass(await store.get(p.key), tmp, stack);
+        if (bytes.includes(Buffer.from(marker))) {
+          found = p;
+          break;
+        }
+      }
+    }
+    const delay = Date.now() - committed;
+    // The interval, plus the spool's poll and an upload.
+    assert.ok(delay < 5000 + 3000, `the committed row reached storage after ${delay} ms`);
+  });
+
+  it('keeps every segment through a 30 s storage outage, reports it, and uploads the backlog', async () => {
+    load.start({ switchEveryMs: 1500 });
+    await sleep(2000);
+    const before = await storedSegments();
+    const outageStart = Date.now();
+    await stopS3Server(stack.layout, 1000);
+    let s3Up = false;
+    try {
+      // The alert: phase, search attribute, webhook.
+      let s: WalArchiverStatus;
+      for (let i = 0; ; i++) {
+        s = await status();
+        if (s.phase === 'storage-unreachable') break;
+        assert.ok(i < 60, `not reported unreachable after 30 s: ${s.phase}`);
+        await sleep(500);
+      }
+      const reportedAfter = Date.now() - outageStart;
+      assert.ok(reportedAfter < 15_000, `reported after ${reportedAfter} ms`);
+      assert.equal(s.storage.reachable, false);
+      const described = await handle.describe();
+      assert.deepEqual(described.searchAttributes.LifeboatOutcome, ['storage-unreachable']);
+      await waitFor(() => deliveries.some((d) => /storage unreachable/.test(d.text)), 10_000, 'webhook');
+      // `archiver status` says so too: exit 1, live spool growing.
+      await sleep(Math.max(0, outageStart + 20_000 - Date.now()));
+      const cli = await runCli(['archiver', 'status', '--database', DB, '-f', planFile, '--json'], stack.env);
+      assert.equal(cli.code, 1, cli.stderr);
+      const shown = JSON.parse(cli.stdout) as { status: WalArchiverStatus; live?: { spoolSegments: number } };
+      assert.equal(shown.status.phase, 'storage-unreachable');
+      assert.ok((shown.live?.spoolSegments ?? 0) > 0, `segments wait in the spool: ${cli.stdout}`);
+
+      await sleep(Math.max(0, outageStart + 30_000 - Date.now()));
+      await load.stop();
+      await startS3Server(stack.layout, stack.secrets, stack.plan);
+      s3Up = true;
+    } finally {
+      if (!s3Up) await startS3Server(stack.layout, stack.secrets, stack.plan);
+    }
+    const lastWritten = (
+      await admin.query<{ walfile: string }>('select pg_walfile_name(pg_switch_wal()) as walfile')
+    ).rows[0]!.walfile;
+
+    // Everything written during the outage arrives, without a hole.
+    let segments: string[] = [];
+    for (let i = 0; !segments.includes(lastWritten); i++) {
+      assert.ok(
+        i < 120,
+        `${lastWritten} not stored 60 s after storage came back; have up to ${segments.at(-1)}`,
+      );
+      await sleep(500);
+      segments = await storedSegments();
+    }
+    assertContiguous(segments);
+    const duringOutage = segments.length - before.length;
+    assert.ok(duringOutage >= 10, `only ${duringOutage} segment(s) written during the outage`);
+    await waitFor(async () => (await status()).phase === 'archiving', 30_000, 'archiving again');
+    const s = await status();
+    assert.equal(s.storage.outages, 1);
+    assert.deepEqual(s.gaps, []);
+    assert.deepEqual(
+      s.alerts.map((a) => a.kind).filter((k) => k.startsWith('storage')),
+      ['storage-unreachable', 'storage-restored'],
+    );
+    await waitFor(
+      () => deliveries.some((d) => /storage reachable again/.test(d.text)),
+      10_000,
+      'restored webhook',
+    );
+    assert.ok(s.generations >= 1, `continued as new (${s.generations} generation(s), ${s.runs} runs)`);
+    process.stderr.write(
+      `# ${s.segmentsArchived} segments archived (${(s.rawBytes / 2 ** 20).toFixed(0)} MiB raw, ${(s.storedBytes / 2 ** 20).toFixed(1)} MiB stored), ${duringOutage} across a ${((Date.now() - outageStart) / 1000).toFixed(0)} s outage, ${s.runs} runs in ${s.generations + 1} generation(s)\n`,
+    );
+  });
+
+  it('stops cleanly: `archiver stop` ends pg_receivewal and completes the workflow', async () => {
+    const run = await runCli(['archiver', 'stop', '--database', DB, '-f', planFile, '--json'], stack.env);
+    assert.equal(run.code, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as { stopped: boolean; status: WalArchiverStatus };
+    assert.equal(out.stopped, true);
+    assert.equal(out.status.phase, 'stopped');
+    assert.deepEqual(receiversOn(spool), [], 'no pg_receivewal left on the spool');
+    const slot = await admin.query('select 1 from pg_stat_replication where application_name = $1', [
+      archiverSlotName(DB),
+    ]);
+    assert.equal(slot.rowCount, 0, 'no walsender left on the primary');
+  });
+});
+
+function assertContiguous(segments: string[]): void {
+  for (let i = 1; i < segments.length; i++)
+    assert.equal(segments[i], nextSegment(segments[i - 1]!, SEG), `gap after ${segments[i - 1]}`);
+}
+
+/** aws s3 cp … | age -d -i key | zstd -d, with the stock binaries. */
+function breakGlass(sealed: Uint8Array, dir: string, stack: TestStack): Buffer {
+  const key = path.join(dir, 'age.key');
+  if (!fs.existsSync(key)) fs.writeFileSync(key, `${stack.secrets.LIFEBOAT_AGE_IDENTITY}\n`, { mode: 0o600 });
+  const compressed = execFileSync('age', ['-d', '-i', key], { input: sealed, maxBuffer: 64 * SEG });
+  return execFileSync('zstd', ['-d', '-q', '-c'], { input: compressed, maxBuffer: 64 * SEG });
+}
+
+function waldump(file: string): string {
+  try {
+    return execFileSync('/usr/lib/postgresql/15/bin/pg_waldump', [file], {
+      encoding: 'utf8',
+      maxBuffer: 256 * SEG,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    // At the end of the segment it looks for the next file, which is not here: what it printed
+    // before is what counts.
+    return (err as { stdout?: string }).stdout ?? '';
+  }
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function receiversOn(spool: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((pid) => {
+      try {
+        const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return cmd.includes('pg_receivewal') && cmd.includes(spool);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+async function waitFor(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    assert.ok(Date.now() < until, `${what}: not within ${ms} ms`);
+    await sleep(250);
+  }
+}
+
+async function dropSlot(c: pg.Client): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    const r = await c.query<{ active: boolean }>(
+      'select active from pg_replication_slots where slot_name = $1',
+      [archiverSlotName(DB)],
+    );
+    if (r.rowCount === 0) return;
+    if (!r.rows[0]!.active) {
+      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
+      return;
+    }
+    await sleep(250);
+  }
+  throw new Error(`slot ${archiverSlotName(DB)} stays active`);
+}
+
+/** INSERTs in a loop on its own connection, with a pg_switch_wal() every so often. */
+class WriteLoad {
+  readonly conn: { host: string; port: number; user: string };
+  readonly password: string;
+  running: Promise<void> | undefined;
+  stopping = false;
+  constructor(conn: { host: string; port: number; user: string }, password: string) {
+    this.conn = conn;
+    this.password = password;
+  }
+  start(opts: { switchEveryMs: number }): void {
+    this.stopping = false;
+    this.running = this.loop(opts.switchEveryMs);
+  }
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.running;
+    this.running = undefined;
+  }
+  async loop(switchEveryMs: number): Promise<void> {
+    const c = new pg.Client({ ...this.conn, database: DB, password: this.password });
+    await c.connect();
+    try {
+      let lastSwitch = Date.now();
+      while (!this.stopping) {
+        await c.query(
+          `insert into wal_archiver_load (payload) select md5(random()::text) from generate_series(1, 2000)`,
+        );
+        if (Date.now() - lastSwitch >= switchEveryMs) {
+          await c.query('select pg_switch_wal()');
+          lastSwitch = Date.now();
+        }
+        await sleep(50);
+      }
+    } finally {
+      await c.end();
+    }
+  }
+}
