@@ -1,6 +1,7 @@
 // Records the history of a finished workflow into test/replay/<name>.history.json (the JSON of
 // `temporal workflow show --output json`), after checking that none of the local stack's secrets
-// appear in it. Usage: node scripts/record-history.ts <workflow-id> <name>
+// appear in it. Usage: node scripts/record-history.ts <workflow-id> <name> [run-id]
+// (without a run id, the latest run of the workflow id)
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,9 +10,9 @@ import { layoutFromEnv } from '../src/stack/layout.ts';
 import { loadSecrets } from '../src/stack/secrets.ts';
 import { leakedSecrets } from '../test/support/history.ts';
 
-const [workflowId, name] = process.argv.slice(2);
+const [workflowId, name, runId] = process.argv.slice(2);
 if (!workflowId || !name) {
-  process.stderr.write('usage: record-history.ts <workflow-id> <name>\n');
+  process.stderr.write('usage: record-history.ts <workflow-id> <name> [run-id]\n');
   process.exit(2);
 }
 const layout = layoutFromEnv();
@@ -22,6 +23,7 @@ const json = execFileSync(
     'show',
     '--workflow-id',
     workflowId,
+    ...(runId ? ['--run-id', runId] : []),
     '--output',
     'json',
     '--address',
