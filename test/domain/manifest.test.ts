@@ -1,0 +1,111 @@
+// The Lifeboat manifest: what a full backup writes validates, and a damaged one is named.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { BaseBackupResult } from '../../src/domain/backup.ts';
+import {
+  catalogEntry,
+  fullBackupManifest,
+  parseManifest,
+  serializeManifest,
+} from '../../src/domain/manifest.ts';
+
+const base: BaseBackupResult = {
+  attempt: 2,
+  recipients: ['age1659k84s526tad7y85cw5fjeczdqtxpj2y5jkkrj8plq63ajlavhqgxsxev'],
+  object: {
+    key: 'databases/orders/backups/orders-full-20261122T163500Z/attempt-2/base.tar.zst.age',
+    bytes: 3727612,
+    sha256: '5bd430f25a09d39f1d4a990e546e58ede1893b32fe8b743bd63a42e4eb4f7d78',
+  },
+  rawBytes: 48373760,
+  postgres: {
+    systemIdentifier: '7711032694785212813',
+    version: '15.18',
+    versionNum: 150018,
+    timeline: 1,
+    walSegmentSize: 16777216,
+  },
+  startLsn: '0/8000028',
+  stopLsn: '0/8000100',
+  startTime: '2026-11-22T16:35:00.000Z',
+  stopTime: '2026-11-22T16:35:01.154Z',
+  label: 'lifeboat orders-full-20261122T163500Z',
+  postgresManifest: {
+    checksum: '3ea906cbc536cb591a3a646bcea7e974bbfc49ba730e843032cbe30bb0f9836c',
+    files: 1270,
+  },
+  timings: { checkpointMs: 74, streamMs: 447 },
+};
+
+const manifest = fullBackupManifest({
+  id: 'orders-full-20261122T163500Z',
+  database: 'orders',
+  plan: 'local',
+  workflowId: 'backup-orders',
+  runId: '01a2041c-6936-7737-ad30-5656250a1d7e',
+  recipients: base.recipients,
+  base,
+  verification: { method: 'content', verifiedBytes: 3727612, files: 1270, walSegments: 1, detail: 'ok' },
+  startedAt: new Date('2026-11-22T16:35:00.534Z'),
+  verifiedAt: new Date('2026-11-22T16:35:01.473Z'),
+  finishedAt: new Date('2026-11-22T16:35:01.473Z'),
+  verifyMs: 219,
+});
+
+describe('the full backup manifest', () => {
+  it('validates, round-trips through its stored bytes, and says full with no parent', () => {
+    const parsed = parseManifest(serializeManifest(manifest));
+    assert.ok(parsed.ok, parsed.ok ? '' : parsed.problems.join('; '));
+    assert.deepEqual(parsed.manifest, manifest);
+    assert.equal(manifest.kind, 'full');
+    assert.equal(manifest.parent, null);
+    assert.equal(manifest.timings.totalMs, 939);
+    assert.equal(manifest.timings.attempts, 2);
+  });
+
+  it('serializes the same bytes every time, so a retried write is recognised', () => {
+    assert.equal(serializeManifest(manifest), serializeManifest(structuredClone(manifest)));
+  });
+
+  it('makes a catalog row with the LSN range, sizes and verification', () => {
+    assert.deepEqual(catalogEntry(manifest), {
+      id: 'orders-full-20261122T163500Z',
+      kind: 'full',
+      parent: null,
+      time: '2026-11-22T16:35:01.154Z',
+      startLsn: '0/8000028',
+      stopLsn: '0/8000100',
+      timeline: 1,
+      rawBytes: 48373760,
+      storedBytes: 3727612,
+      verified: true,
+      verifiedAt: '2026-11-22T16:35:01.473Z',
+      durationMs: 939,
+    });
+  });
+
+  const damaged = [
+    { name: 'not JSON', text: '{', problem: /not JSON/ },
+    {
+      name: 'a checksum that is not sha256',
+      text: serializeManifest({ ...manifest, objects: [{ ...manifest.objects[0]!, sha256: 'abc' }] }),
+      problem: /objects\.0\.sha256: expected a hex sha256/,
+    },
+    {
+      name: 'no stored object',
+      text: serializeManifest({ ...manifest, objects: [] }),
+      problem: /objects: /,
+    },
+    {
+      name: 'an unknown field',
+      text: JSON.stringify({ ...manifest, extra: 1 }),
+      problem: /Unrecognized key: "extra"/,
+    },
+  ];
+  for (const c of damaged)
+    it(`names the problem of a manifest with ${c.name}`, () => {
+      const parsed = parseManifest(c.text);
+      assert.equal(parsed.ok, false);
+      assert.match(parsed.ok ? '' : parsed.problems.join('; '), c.problem);
+    });
+});
