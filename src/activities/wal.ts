@@ -18,7 +18,14 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { ApplicationFailure, cancellationSignal, heartbeat, log, metricMeter } from '@temporalio/activity';
+import {
+  activityInfo,
+  ApplicationFailure,
+  cancellationSignal,
+  heartbeat,
+  log,
+  metricMeter,
+} from '@temporalio/activity';
 import type { MetricCounter, MetricGauge } from '@temporalio/common';
 import type pg from 'pg';
 import { LifeboatError } from '../domain/errors.ts';
@@ -241,6 +248,13 @@ class ArchiveRun {
     this.storageReachable = input.storageReachable;
     this.receiverUp = input.receiverRunning;
     this.lastArchived = input.lastArchived;
+    // A retried attempt goes on from its predecessor's last heartbeat, not from the run's start.
+    const before = activityInfo().heartbeatDetails as ArchiveWalProgress | undefined;
+    const resumed =
+      before?.lastArchived && (!input.lastArchived || before.lastArchived > input.lastArchived)
+        ? { segment: before.lastArchived, at: before.lastArchivedAt ?? new Date().toISOString() }
+        : undefined;
+    if (resumed) this.lastArchived = resumed.segment;
     const meter = metricMeter.withTags({ database: input.database });
     this.metrics = {
       archived: meter.createCounter('lifeboat_wal_segments_archived', 'segments', 'WAL segments stored'),
@@ -277,6 +291,7 @@ class ArchiveRun {
       receiver: { running: input.receiverRunning },
       spool: { segments: 0, bytes: 0 },
       slot: { name: this.slot },
+      ...(resumed ? { lastArchived: resumed } : {}),
     };
   }
 
@@ -589,7 +604,8 @@ class ArchiveRun {
     const segmentSize = this.segmentSize!;
     const file = path.join(this.spool, s.name);
     const previous = this.lastArchived ?? this.lastArchivedBeforeReseed;
-    const link = previous ? continuity(previous, s.segment, segmentSize) : undefined;
+    let link = previous ? continuity(previous, s.segment, segmentSize) : undefined;
+    if (link?.kind === 'gap' && (await this.storedBetween(previous!, s.segment))) link = { kind: 'next' };
     const data = fs.readFileSync(file);
     if (data.length !== segmentSize)
       throw new LifeboatError('IntegrityError', `${file} has ${data.length} bytes, not ${segmentSize}`);
@@ -619,6 +635,37 @@ class ArchiveRun {
     this.result.lastArchived = { segment: s.segment, at: new Date().toISOString() };
     const end = segmentEndLsn(s.segment, segmentSize);
     if (!this.slotTarget || lsnDistance(end, this.slotTarget) > 0) this.slotTarget = end;
+  }
+
+  /**
+   * Whether every segment between two is in storage already: an attempt that died after uploading
+   * (and after its last heartbeat) leaves the archive ahead of what this one was told, which is
+   * not a gap. Up to 64 segments are looked up; a longer hole is a gap in any case.
+   */
+  async storedBetween(previous: string, next: string): Promise<boolean> {
+    const size = this.segmentSize!;
+    const from = segmentNumber(previous, size) + 1;
+    const to = segmentNumber(next, size);
+    if (to - from > 64) return false;
+    for (let n = from; n < to; n++) {
+      const names = new Set([
+        segmentName(timelineOf(next), n, size),
+        segmentName(timelineOf(previous), n, size),
+      ]);
+      let found = false;
+      for (const name of names)
+        if (await this.present(repository.walSegment('', this.input.database, name))) found = true;
+      if (!found) return false;
+    }
+    return true;
+  }
+
+  async present(key: string): Promise<boolean> {
+    try {
+      return (await this.store.head(key)) !== undefined;
+    } catch (err) {
+      throw new StorageError(describeAwsError(err) || (err as Error).message);
+    }
   }
 
   async uploadPartial(p: WalFile & { segment: string }, stale: boolean): Promise<void> {
@@ -676,6 +723,7 @@ class ArchiveRun {
     this.metrics.storageReachable.set(this.storageReachable ? 1 : 0);
     return {
       lastArchived: this.lastArchived,
+      lastArchivedAt: this.result.lastArchived?.at,
       segmentsArchived: this.result.segmentsArchived,
       partialsUploaded: this.result.partialsUploaded,
       lastPartialLsn: this.result.lastPartial?.upToLsn,

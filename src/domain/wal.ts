@@ -256,6 +256,7 @@ export interface ArchiveWalResult {
 /** Heartbeat details of the streaming activity: live progress for `lifeboat archiver status`. */
 export interface ArchiveWalProgress {
   lastArchived?: string;
+  lastArchivedAt?: string;
   segmentsArchived: number;
   partialsUploaded: number;
   lastPartialLsn?: string;
@@ -357,7 +358,7 @@ export function applyArchiveRun(status: WalArchiverStatus, run: ArchiveWalResult
   if (run.slot.lost)
     raise(
       'slot-lost',
-      `slot ${run.slot.name} of ${db} was invalidated (max_slot_wal_keep_size reached): WAL not yet archived was removed from the primary; it was recreated`,
+      `slot ${run.slot.name} of ${db} was invalidated (max_slot_wal_keep_size reached): WAL not yet archived may be gone from the primary (nothing is lost if the worker's spool still holds it; a gap alert says otherwise); the slot was recreated`,
     );
 
   if (status.storage.reachable && !run.storage.reachable) {

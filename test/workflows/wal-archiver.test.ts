@@ -50,6 +50,13 @@ describe('WAL archiver on the local stack', () => {
     });
   });
 
+  let workerEnv: NodeJS.ProcessEnv;
+  let metricsPort: number;
+  const startRegionWorker = () =>
+    startWorker('us-east-1', stack.layout.secretsFile, planFile, workerEnv, [
+      '--metrics-address',
+      `127.0.0.1:${metricsPort}`,
+    ]);
   const status = () => handle.query<WalArchiverStatus>('walArchiverStatus');
   const storedSegments = async () =>
     (await store.list(repository.walPrefix('', DB)))
@@ -109,11 +116,13 @@ describe('WAL archiver on the local stack', () => {
       'create table if not exists wal_archiver_load (id bigserial primary key, payload text not null, at timestamptz default now())',
     );
 
-    worker = await startWorker('us-east-1', stack.layout.secretsFile, planFile, {
+    metricsPort = await freePort();
+    workerEnv = {
       ...stack.env,
       LIFEBOAT_SPOOL: spool,
       LIFEBOAT_TEST_WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
-    });
+    };
+    worker = await startRegionWorker();
     load = new WriteLoad(pgConn, stack.secrets.LIFEBOAT_PG_PASSWORD!);
   });
 
@@ -171,6 +180,9 @@ describe('WAL archiver on the local stack', () => {
       [archiverSlotName(DB)],
     );
     assert.equal(slot.rows[0]?.active, false, 'the slot is held, not streamed from');
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(metrics, /lifeboat_wal_segments_archived\S*\{[^}]*database="orders"[^}]*\} [1-9]/);
+    assert.match(metrics, /lifeboat_wal_storage_reachable\S*\{[^}]*\} 1/);
   });
 
   it('uploads the partial segment within the configured interval (5 s)', async () => {
@@ -273,6 +285,37 @@ describe('WAL archiver on the local stack', () => {
     process.stderr.write(
       `# ${s.segmentsArchived} segments archived (${(s.rawBytes / 2 ** 20).toFixed(0)} MiB raw, ${(s.storedBytes / 2 ** 20).toFixed(1)} MiB stored), ${duringOutage} across a ${((Date.now() - outageStart) / 1000).toFixed(0)} s outage, ${s.runs} runs in ${s.generations + 1} generation(s)\n`,
     );
+  });
+
+  it('goes on without loss or false gap when its worker is SIGKILLed mid-stream', async () => {
+    load.start({ switchEveryMs: 1000 });
+    await waitFor(() => receiversOn(spool).length === 1, 10_000, 'a receiver streaming');
+    await sleep(3000);
+    assert.equal(await worker.stop('SIGKILL'), null);
+    // setpriv's parent-death signal stops the orphaned pg_receivewal at once.
+    await waitFor(() => receiversOn(spool).length === 0, 5000, 'the orphaned receiver gone');
+    await sleep(4000);
+    worker = await startRegionWorker();
+    // The run is retried after its heartbeat timeout (20 s) on the new worker.
+    await waitFor(() => receiversOn(spool).length === 1, 40_000, 'a receiver again');
+    await load.stop();
+    const lastWritten = (
+      await admin.query<{ walfile: string }>('select pg_walfile_name(pg_switch_wal()) as walfile')
+    ).rows[0]!.walfile;
+    let segments: string[] = [];
+    await waitFor(
+      async () => (segments = await storedSegments()).includes(lastWritten),
+      30_000,
+      `${lastWritten} stored`,
+    );
+    assertContiguous(segments);
+    assert.deepEqual(receiversOn(spool).length, 1, 'one receiver, never two');
+    await waitFor(
+      async () => (await status()).lastArchived?.segment === lastWritten,
+      30_000,
+      'status caught up',
+    );
+    assert.deepEqual((await status()).gaps, [], 'no false gap');
   });
 
   it('stops cleanly: `archiver stop` ends pg_receivewal and completes the workflow', async () => {
@@ -397,4 +440,13 @@ class WriteLoad {
       await c.end();
     }
   }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = http.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
