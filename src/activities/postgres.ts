@@ -27,15 +27,14 @@ export function createPostgresActivities(deps: { plan: Plan; env: Environment })
         );
         const { version, in_recovery } = base.rows[0]!;
         if (!in_recovery) {
-          const [lsn, standbys, slots] = await Promise.all([
-            client.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`),
-            client.query<{ name: string; state: string; replay_lsn: string | null }>(
-              `select application_name as name, state, replay_lsn::text from pg_stat_replication`,
-            ),
-            client.query<{ name: string; active: boolean }>(
-              `select slot_name as name, active from pg_replication_slots where slot_type = 'physical'`,
-            ),
-          ]);
+          // One connection runs one query at a time.
+          const lsn = await client.query<{ lsn: string }>(`select pg_current_wal_lsn()::text as lsn`);
+          const standbys = await client.query<{ name: string; state: string; replay_lsn: string | null }>(
+            `select application_name as name, state, replay_lsn::text from pg_stat_replication`,
+          );
+          const slots = await client.query<{ name: string; active: boolean }>(
+            `select slot_name as name, active from pg_replication_slots where slot_type = 'physical'`,
+          );
           return {
             reachable: true,
             serverVersion: version,

@@ -14,13 +14,14 @@ const commands: Record<string, () => Promise<Command>> = {
   approve: () => import('./approve.ts'),
   status: () => import('./status.ts'),
   archiver: () => import('./archiver.ts'),
+  'codec-server': () => import('./codec-server.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     const lines = await Promise.all(
-      Object.entries(commands).map(async ([n, load]) => `  ${n.padEnd(10)} ${(await load()).summary}`),
+      Object.entries(commands).map(async ([n, load]) => `  ${n.padEnd(13)} ${(await load()).summary}`),
     );
     process.stdout.write(`usage: lifeboat <command> [options]\n\ncommands:\n${lines.join('\n')}\n`);
     return name ? EXIT.ok : EXIT.badInput;

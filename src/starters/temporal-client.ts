@@ -1,5 +1,6 @@
 // The CLI's Temporal client, connected the same way as the workers.
 import { Client, Connection } from '@temporalio/client';
+import { dataConverterFromEnv } from '../codec/aes-gcm-codec.ts';
 import { temporalTarget, type TemporalTarget } from '../workers/temporal-connection.ts';
 
 export async function connectClient(
@@ -16,7 +17,7 @@ export async function connectClient(
     );
   }
   return {
-    client: new Client({ connection, namespace: target.namespace }),
+    client: new Client({ connection, namespace: target.namespace, dataConverter: dataConverterFromEnv(env) }),
     target,
     close: () => connection.close(),
   };

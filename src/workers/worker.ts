@@ -12,6 +12,7 @@ import {
   type LogLevel,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
+import { dataConverterFromEnv } from '../codec/aes-gcm-codec.ts';
 import { regionTaskQueue, type Plan } from '../domain/plan.ts';
 import { TypedErrorInterceptor } from './error-interceptor.ts';
 import { buildActivityDeps } from './clients.ts';
@@ -49,6 +50,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     const activities = createActivities(buildActivityDeps(opts.plan, env));
     const interceptors = { activity: [() => ({ inbound: new TypedErrorInterceptor() })] };
     const common = {
+      dataConverter: dataConverterFromEnv(env),
       connection,
       namespace: target.namespace,
       activities,
