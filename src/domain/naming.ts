@@ -11,6 +11,9 @@ export const workflowIds = {
   failover: (database: string) => `failover-${database}`,
   /** One WAL archiver per database, long-running: a second start finds the one that runs. */
   walArchiver: (database: string) => `wal-archiver-${database}`,
+  /** Restores are independent (several targets may be tried side by side); the time keeps them apart. */
+  restore: (database: string, at: Date) =>
+    `restore-${database}-${at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')}`,
   /** Doctor runs are independent; the time keeps them apart and sortable. */
   doctor: (plan: string, at: Date) => `doctor-${plan}-${at.toISOString().replace(/[:.]/g, '-')}`,
 };
