@@ -44,7 +44,8 @@ export function parseRestoreTarget(
     };
   const ms = Date.parse(t);
   if (Number.isNaN(ms)) return { ok: false, problem: `"${t}" is not a valid time` };
-  return { ok: true, target: { kind: 'time', time: new Date(ms).toISOString() } };
+  // Kept as written: PostgreSQL compares commit times in microseconds, a JS Date only holds ms.
+  return { ok: true, target: { kind: 'time', time: t } };
 }
 
 export function describeTarget(target: RestoreTarget): string {

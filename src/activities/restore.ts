@@ -1,0 +1,599 @@
+// Point-in-time restore activities. listRestoreSources reads storage only and runs anywhere; the
+// others run on the task queue of the region restored into: they own a data directory there and
+// the PostgreSQL server started on it. Every step is safe to run again after a lost worker:
+// the download redoes itself into the same fresh directory (a marker says it is ours), a server
+// already running on the directory is adopted rather than started twice, and recovery progress
+// is read from the server, which keeps replaying while no worker watches it.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform, type TransformCallback } from 'node:stream';
+import { promisify } from 'node:util';
+import { Context } from '@temporalio/activity';
+import { LifeboatError } from '../domain/errors.ts';
+import { lsnDistance } from '../domain/lsn.ts';
+import type { CatalogEntry } from '../domain/manifest.ts';
+import { dbnameOf, type Plan, type PostgresConnection } from '../domain/plan.ts';
+import { repository } from '../domain/repository.ts';
+import {
+  quoteSetting,
+  recoverySettings,
+  type AchievedPoint,
+  type DownloadProgress,
+  type RestoreTarget,
+  type WalListing,
+} from '../domain/restore.ts';
+import { readCatalog } from './catalog.ts';
+import { createAgeDecryptor, identitiesFromText } from './pipeline/age.ts';
+import { startTool } from './pipeline/child.ts';
+import { requireEnv, type Environment } from './ports/environment.ts';
+import type { ObjectStore } from './ports/object-store.ts';
+import { connectPostgres } from './ports/postgres.ts';
+import type { StorageLocationName } from './storage.ts';
+
+const run = promisify(execFile);
+const HEARTBEAT_EVERY_MS = 1000;
+/** Written into the data directory before anything else: the directory belongs to this restore. */
+export const RESTORE_MARKER = 'lifeboat_restore.json';
+const DEFAULT_SEGMENT = 16 * 1024 * 1024;
+
+export interface RestoreDeps {
+  plan: Plan;
+  env: Environment;
+  stores: Partial<Record<StorageLocationName, ObjectStore>>;
+}
+
+interface Marker {
+  restoreId: string;
+  backupId: string;
+  state: 'downloading' | 'downloaded';
+  storedBytes?: number;
+  rawBytes?: number;
+}
+
+/** The sidecar folder beside a data directory: wal-fetch config, log, socket. */
+export function sidecarOf(dataDir: string): string {
+  return path.join(path.dirname(dataDir), `${path.basename(dataDir)}.lifeboat`);
+}
+
+export function createRestoreActivities(deps: RestoreDeps) {
+  const store = (): ObjectStore => {
+    const s = deps.stores.primary;
+    if (!s) throw new LifeboatError('InvalidInput', 'the plan has no primary storage location');
+    return s;
+  };
+  const osUser = deps.env.LIFEBOAT_PG_OS_USER ?? 'postgres';
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  /** A command as the PostgreSQL OS user: the server refuses to run as root. */
+  const asUser = (command: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', osUser, '--', command, ...args]] : [command, args];
+  const pgBin = (versionNum: number, name: string) => {
+    if (deps.env.LIFEBOAT_PG_BINDIR) return path.join(deps.env.LIFEBOAT_PG_BINDIR, name);
+    const debian = `/usr/lib/postgresql/${Math.floor(versionNum / 10000)}/bin/${name}`;
+    return fs.existsSync(debian) ? debian : name;
+  };
+  const readMarker = (dataDir: string): Marker | undefined => {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(dataDir, RESTORE_MARKER), 'utf8')) as Marker;
+    } catch {
+      return undefined;
+    }
+  };
+  const chown = async (p: string) => {
+    if (asRoot) await run('chown', ['-R', `${osUser}:`, p]);
+  };
+
+  return {
+    /** The catalog and the WAL archive's listing of a database, for chain resolution. */
+    async listRestoreSources(input: {
+      database: string;
+    }): Promise<{ backups: CatalogEntry[]; wal: WalListing; versionNums: Record<string, number> }> {
+      const catalog = await readCatalog(store(), input.database);
+      const newest = catalog.manifests.at(-1);
+      const walSegmentSize = newest?.postgres.walSegmentSize ?? DEFAULT_SEGMENT;
+      const objects = await store().list(repository.walPrefix('', input.database));
+      const wal: WalListing = { segments: [], partials: [], walSegmentSize };
+      for (const o of objects) {
+        const full = /\/([0-9A-F]{24})\.zst\.age$/.exec(o.key);
+        if (full) wal.segments.push(full[1]!);
+        const partial = /\/([0-9A-F]{24})\.partial\.([0-9A-F]+)-([0-9A-F]+)\.zst\.age$/.exec(o.key);
+        if (partial) wal.partials.push({ segment: partial[1]!, upToLsn: `${partial[2]}/${partial[3]}` });
+      }
+      wal.segments.sort();
+      return {
+        backups: catalog.entries,
+        wal,
+        versionNums: Object.fromEntries(catalog.manifests.map((m) => [m.id, m.postgres.versionNum])),
+      };
+    },
+
+    /**
+     * Base backup: storage → age → zstd → tar, streamed into a fresh data directory, never staged.
+     * Refuses a directory that is not empty and not this restore's, or that a server runs on. A
+     * retry of this restore wipes what an interrupted attempt left and starts over.
+     */
+    async restoreBaseBackup(input: {
+      restoreId: string;
+      database: string;
+      backupId: string;
+      /** Default `<LIFEBOAT_RESTORE_ROOT>/<restore id>/data`. */
+      dataDir?: string;
+    }): Promise<{ dataDir: string; storedBytes: number; rawBytes: number; downloadMs: number }> {
+      const ctx = Context.current();
+      const dataDir = path.resolve(
+        input.dataDir ??
+          path.join(deps.env.LIFEBOAT_RESTORE_ROOT ?? '/var/lib/lifeboat/restores', input.restoreId, 'data'),
+      );
+      // The folders above must be traversable by the PostgreSQL OS user.
+      fs.mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
+      const catalog = await readCatalog(store(), input.database);
+      const manifest = catalog.manifests.find((m) => m.id === input.backupId);
+      if (!manifest) throw new LifeboatError('UnknownReference', `backup ${input.backupId} has no manifest`);
+      const base = manifest.objects.find((o) => o.role === 'base')!;
+
+      if (fs.existsSync(dataDir)) {
+        const marker = readMarker(dataDir);
+        if (livePostmaster(dataDir))
+          throw new LifeboatError(
+            'InvalidInput',
+            `${dataDir} holds a running PostgreSQL server (postmaster.pid); refusing to restore over it`,
+          );
+        if (marker?.restoreId === input.restoreId && marker.state === 'downloaded')
+          return {
+            dataDir,
+            storedBytes: marker.storedBytes ?? 0,
+            rawBytes: marker.rawBytes ?? 0,
+            downloadMs: 0,
+          };
+        const entries = fs.readdirSync(dataDir);
+        if (entries.length > 0 && marker?.restoreId !== input.restoreId)
+          throw new LifeboatError(
+            'InvalidInput',
+            `${dataDir} is not empty and not this restore's (${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''}); restore into a fresh directory`,
+          );
+        // An interrupted attempt of this same restore: redo from nothing.
+        for (const e of entries) fs.rmSync(path.join(dataDir, e), { recursive: true, force: true });
+      }
+      fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      fs.chmodSync(dataDir, 0o700);
+      const marker: Marker = { restoreId: input.restoreId, backupId: input.backupId, state: 'downloading' };
+      fs.writeFileSync(path.join(dataDir, RESTORE_MARKER), JSON.stringify(marker));
+      await chown(dataDir);
+
+      const identity = requireEnv(
+        deps.env,
+        deps.plan.storage.encryption.identityEnv,
+        'the age identity that decrypts backups',
+      );
+      const progress: DownloadProgress = { storedBytes: 0, totalBytes: base.bytes, rawBytes: 0 };
+      const started = Date.now();
+      const body = await store().getStream(base.key);
+      const countIn = counter((n) => (progress.storedBytes += n));
+      const countOut = counter((n) => (progress.rawBytes += n));
+      const zstd = startTool('zstd', deps.env.LIFEBOAT_ZSTD ?? 'zstd', ['-d', '-q', '-c']);
+      const [cmd, args] = asUser('tar', ['-x', '-f', '-', '-C', dataDir]);
+      const tar = startTool('tar', cmd, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+      const abort = new AbortController();
+      const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
+      const onCancel = () => abort.abort(new Error('cancelled'));
+      ctx.cancellationSignal.addEventListener('abort', onCancel);
+      const tasks = [
+        pipeline(body, countIn, createAgeDecryptor(identitiesFromText(identity)), zstd.child.stdin!, {
+          signal: abort.signal,
+        }),
+        pipeline(zstd.child.stdout!, countOut, tar.child.stdin!, { signal: abort.signal }),
+        zstd.done,
+        tar.done,
+      ];
+      try {
+        await Promise.all(tasks);
+      } catch (err) {
+        abort.abort(err);
+        zstd.kill();
+        tar.kill();
+        await Promise.allSettled(tasks);
+        throw new LifeboatError('Unreachable', `downloading ${base.key}: ${(err as Error).message}`);
+      } finally {
+        clearInterval(beat);
+        ctx.cancellationSignal.removeEventListener('abort', onCancel);
+      }
+      if (progress.storedBytes !== base.bytes)
+        throw new LifeboatError(
+          'IntegrityError',
+          `${base.key}: read ${progress.storedBytes} bytes, the manifest says ${base.bytes}`,
+        );
+      // Only now is the directory a whole base backup.
+      const done: Marker = {
+        ...marker,
+        state: 'downloaded',
+        storedBytes: progress.storedBytes,
+        rawBytes: progress.rawBytes,
+      };
+      fs.writeFileSync(path.join(dataDir, RESTORE_MARKER), JSON.stringify(done));
+      return {
+        dataDir,
+        storedBytes: progress.storedBytes,
+        rawBytes: progress.rawBytes,
+        downloadMs: Date.now() - started,
+      };
+    },
+
+    /**
+     * Writes the recovery settings and starts the server as the PostgreSQL OS user. A server that
+     * already runs on this directory (started by an earlier attempt) is adopted, never doubled.
+     */
+    async startRestoredServer(input: {
+      restoreId: string;
+      database: string;
+      dataDir: string;
+      port?: number;
+      target: RestoreTarget;
+      action: 'promote' | 'pause';
+      inclusive: boolean;
+      versionNum: number;
+      walSegmentSize: number;
+    }): Promise<{ port: number; startMs: number; adopted: boolean }> {
+      const { dataDir } = input;
+      const marker = readMarker(dataDir);
+      if (marker?.restoreId !== input.restoreId || marker.state !== 'downloaded')
+        throw new LifeboatError(
+          'InvalidInput',
+          `${dataDir} does not hold a finished download of ${input.restoreId}`,
+        );
+      const sidecar = sidecarOf(dataDir);
+      const live = livePostmaster(dataDir);
+      if (live) return { port: live.port, startMs: 0, adopted: true };
+
+      const started = Date.now();
+      const port = input.port ?? (await freePort());
+      fs.mkdirSync(sidecar, { recursive: true, mode: 0o700 });
+      // What `lifeboat wal-fetch` needs, readable by the PostgreSQL OS user only: the storage
+      // location, the database, and the few secrets it must have (never the whole environment).
+      const location = { ...deps.plan.storage.primary };
+      if (location.caFile) {
+        fs.copyFileSync(location.caFile, path.join(sidecar, 'storage-ca.pem'));
+        location.caFile = path.join(sidecar, 'storage-ca.pem');
+      }
+      const identityEnv = deps.plan.storage.encryption.identityEnv;
+      fs.writeFileSync(
+        path.join(sidecar, 'wal-fetch.json'),
+        JSON.stringify({
+          database: input.database,
+          storage: location,
+          identityEnv,
+          walSegmentSize: input.walSegmentSize,
+        }),
+      );
+      const names = [identityEnv, location.accessKeyIdEnv, location.secretAccessKeyEnv].filter(
+        (n): n is string => !!n,
+      );
+      fs.writeFileSync(
+        path.join(sidecar, 'wal-fetch.env'),
+        names.map((n) => `${n}=${deps.env[n] ?? ''}`).join('\n') + '\n',
+        { mode: 0o600 },
+      );
+      await chown(sidecar);
+
+      const lifeboat = path.resolve(import.meta.dirname, '..', '..', 'bin', 'lifeboat');
+      const restoreCommand = `${lifeboat} wal-fetch --config ${sidecar}/wal-fetch.json --env-file ${sidecar}/wal-fetch.env %f %p`;
+      writeRecoveryConfig(dataDir, recoverySettings({ ...input, restoreCommand }));
+      await chown(dataDir);
+      await pgCtlStart(dataDir, port, sidecar);
+      return { port, startMs: Date.now() - started, adopted: false };
+
+      async function pgCtlStart(dir: string, p: number, side: string) {
+        const options = [
+          `-c port=${p}`,
+          `-c listen_addresses='127.0.0.1'`,
+          `-c unix_socket_directories='${side}'`,
+          `-c cluster_name='${input.restoreId}'`,
+          // The restored server must never write into the source's archive or stream from it.
+          '-c archive_mode=off',
+          "-c primary_conninfo=''",
+          '-c hot_standby=on',
+        ].join(' ');
+        const [cmd, args] = asUserOuter('pg_ctl', [
+          'start',
+          '-w',
+          '-t',
+          '3600',
+          '-D',
+          dir,
+          '-l',
+          path.join(side, 'postgres.log'),
+          '-o',
+          options,
+        ]);
+        try {
+          await run(cmd, args, { maxBuffer: 1 << 20 });
+        } catch (err) {
+          // pg_ctl gives up when the server exits during recovery; the log says why.
+          if (livePostmaster(dir)) return;
+          const log = tail(path.join(side, 'postgres.log'));
+          if (/recovery ended before configured recovery target was reached/.test(log)) return;
+          throw new LifeboatError(
+            'InvalidInput',
+            `the restored server did not start: ${(err as Error).message}\n${log}`,
+          );
+        }
+      }
+      function asUserOuter(name: string, args: string[]) {
+        return asUser(pgBin(input.versionNum, name), args);
+      }
+    },
+
+    /**
+     * Waits until the server reached the target (promoted, or paused there) and reads the point
+     * it reached from the server itself. A time target past the archive's end makes PostgreSQL
+     * stop with FATAL; the server is then restarted to replay to the end of the archive (which is
+     * everything up to the target), and the result says so.
+     */
+    async awaitRecovery(input: {
+      restoreId: string;
+      database: string;
+      dataDir: string;
+      port: number;
+      target: RestoreTarget;
+      action: 'promote' | 'pause';
+      inclusive: boolean;
+      versionNum: number;
+    }): Promise<{ achieved: AchievedPoint; replayMs: number }> {
+      const ctx = Context.current();
+      const started = Date.now();
+      const sidecar = sidecarOf(input.dataDir);
+      const logFile = path.join(sidecar, 'postgres.log');
+      let endOfArchive =
+        input.target.kind === 'latest' || fs.existsSync(path.join(sidecar, 'end-of-archive'));
+      for (;;) {
+        if (ctx.cancellationSignal.aborted) throw new Error('cancelled');
+        const live = livePostmaster(input.dataDir);
+        if (!live) {
+          const log = tail(logFile);
+          if (/recovery ended before configured recovery target was reached/.test(log) && !endOfArchive) {
+            // Everything archived is before the target: replay all of it and promote.
+            fs.writeFileSync(path.join(sidecar, 'end-of-archive'), '');
+            endOfArchive = true;
+            const settings = recoverySettings({
+              target: { kind: 'latest' },
+              action: input.action,
+              inclusive: input.inclusive,
+              restoreCommand: readRestoreCommand(input.dataDir),
+            });
+            writeRecoveryConfig(input.dataDir, settings);
+            fs.writeFileSync(path.join(input.dataDir, 'recovery.signal'), '');
+            await chown(input.dataDir);
+            const [cmd, args] = asUser(pgBin(input.versionNum, 'pg_ctl'), [
+              'start',
+              '-w',
+              '-t',
+              '3600',
+              '-D',
+              input.dataDir,
+              '-l',
+              logFile,
+              '-o',
+              `-c port=${input.port} -c listen_addresses='127.0.0.1' -c unix_socket_directories='${sidecar}' -c archive_mode=off -c hot_standby=on`,
+            ]);
+            await run(cmd, args).catch(() => undefined);
+            continue;
+          }
+          throw new LifeboatError('InvalidInput', `the restored server is not running:\n${log}`);
+        }
+        let state: { inRecovery: boolean; paused: boolean; lsn: string | null; ts: Date | null } | undefined;
+        try {
+          state = await withServer(input.port, 'postgres', async (c) => {
+            const r = await c.query<{
+              rec: boolean;
+              paused: string | null;
+              lsn: string | null;
+              ts: Date | null;
+            }>(
+              `select pg_is_in_recovery() as rec,
+                      case when pg_is_in_recovery() then pg_get_wal_replay_pause_state() end as paused,
+                      pg_last_wal_replay_lsn()::text as lsn, pg_last_xact_replay_timestamp() as ts`,
+            );
+            const row = r.rows[0]!;
+            return { inRecovery: row.rec, paused: row.paused === 'paused', lsn: row.lsn, ts: row.ts };
+          });
+        } catch {
+          state = undefined; // still starting up or not consistent yet
+        }
+        ctx.heartbeat({ lsn: state?.lsn ?? null, lastTransactionTime: state?.ts?.toISOString() ?? null });
+        const reached = state && (!state.inRecovery || (input.action === 'pause' && state.paused));
+        if (state && reached) {
+          const promoted = !state.inRecovery;
+          const achieved = await withServer(input.port, 'postgres', async (c) => {
+            if (promoted) await c.query('checkpoint');
+            const r = await c.query<{ lsn: string | null; ts: Date | null; tli: number }>(
+              `select pg_last_wal_replay_lsn()::text as lsn, pg_last_xact_replay_timestamp() as ts,
+                      (select timeline_id from pg_control_checkpoint()) as tli`,
+            );
+            const row = r.rows[0]!;
+            return {
+              lsn: row.lsn ?? '0/0',
+              lastTransactionTime: row.ts ? row.ts.toISOString() : null,
+              timeline: row.tli,
+              state: promoted ? ('promoted' as const) : ('paused' as const),
+              reachedEndOfArchive: endOfArchive,
+            };
+          });
+          return { achieved, replayMs: Date.now() - started };
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    },
+
+    /**
+     * The plan's validation queries, that every database accepts connections, and (if promoted)
+     * that the server accepts writes. Results are data; the workflow fails on any failure.
+     */
+    async validateRestored(input: {
+      database: string;
+      port: number;
+      promoted: boolean;
+    }): Promise<{ name: string; ok: boolean; detail: string }[]> {
+      const results: { name: string; ok: boolean; detail: string }[] = [];
+      const dbname = dbnameOf(deps.plan, input.database);
+      const databases = await withServer(input.port, 'postgres', async (c) =>
+        (
+          await c.query<{ datname: string }>(
+            'select datname from pg_database where datallowconn and not datistemplate order by 1',
+          )
+        ).rows.map((r) => r.datname),
+      );
+      for (const db of databases) {
+        try {
+          await withServer(input.port, db, (c) => c.query('select 1'));
+          results.push({ name: `connect:${db}`, ok: true, detail: 'connects' });
+        } catch (err) {
+          results.push({ name: `connect:${db}`, ok: false, detail: (err as Error).message });
+        }
+      }
+      for (const q of deps.plan.databases[input.database]?.validationQueries ?? []) {
+        try {
+          const r = await withServer(input.port, dbname, (c) => c.query({ text: q.sql, rowMode: 'array' }));
+          const first = (r.rows[0] as unknown[] | undefined)?.[0];
+          const got = String(first);
+          const ok = q.expect === undefined || got === q.expect || (q.expect === 't' && got === 'true');
+          results.push({
+            name: q.name,
+            ok,
+            detail: ok ? `returned ${got}` : `returned ${got}, expected ${q.expect}`,
+          });
+        } catch (err) {
+          results.push({ name: q.name, ok: false, detail: (err as Error).message });
+        }
+      }
+      if (input.promoted)
+        try {
+          await withServer(input.port, dbname, async (c) => {
+            await c.query('begin');
+            await c.query('create temporary table lifeboat_restore_probe (x int)');
+            await c.query('insert into lifeboat_restore_probe values (1)');
+            await c.query('rollback');
+          });
+          results.push({ name: 'accepts-writes', ok: true, detail: 'a write transaction succeeded' });
+        } catch (err) {
+          results.push({ name: 'accepts-writes', ok: false, detail: (err as Error).message });
+        }
+      return results;
+    },
+
+    /** Stops the restored server (fast) if it runs; used when a restore fails or is cancelled. */
+    async stopRestoredServer(input: { dataDir: string; versionNum: number }): Promise<{ stopped: boolean }> {
+      if (!livePostmaster(input.dataDir)) return { stopped: false };
+      const [cmd, args] = asUser(pgBin(input.versionNum, 'pg_ctl'), [
+        'stop',
+        '-m',
+        'fast',
+        '-w',
+        '-D',
+        input.dataDir,
+      ]);
+      await run(cmd, args).catch(() => undefined);
+      return { stopped: true };
+    },
+  };
+
+  /** A client to the restored server over 127.0.0.1 as the plan's user of the source region. */
+  async function withServer<T>(
+    port: number,
+    dbname: string,
+    fn: (c: Awaited<ReturnType<typeof connectPostgres>>) => Promise<T>,
+  ): Promise<T> {
+    const conn: PostgresConnection = {
+      ...restoredConnection(deps.plan),
+      host: '127.0.0.1',
+      port,
+      sslMode: 'disable',
+    };
+    const c = await connectPostgres(conn, dbname, deps.env, 10_000);
+    try {
+      return await fn(c);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+}
+
+export type RestoreActivities = ReturnType<typeof createRestoreActivities>;
+
+/** The roles of a restored server are the source's: connect as the plan's user of any region. */
+export function restoredConnection(plan: Plan): PostgresConnection {
+  return Object.values(plan.regions)[0]!.postgres;
+}
+
+/** The postmaster running on a data directory, from postmaster.pid, if its process lives. */
+export function livePostmaster(dataDir: string): { pid: number; port: number } | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
+  }
+  return { pid, port };
+}
+
+function writeRecoveryConfig(dataDir: string, settings: Record<string, string>): void {
+  // postgresql.auto.conf is read last: later lines win. Our block replaces an earlier one of ours.
+  const file = path.join(dataDir, 'postgresql.auto.conf');
+  const before = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  const kept = before.split('\n# lifeboat restore\n')[0]!.replace(/\n*$/, '\n');
+  const block = Object.entries(settings)
+    .map(([k, v]) => `${k} = ${quoteSetting(v)}`)
+    .join('\n');
+  fs.writeFileSync(file, `${kept}\n# lifeboat restore\n${block}\n`);
+  fs.writeFileSync(path.join(dataDir, 'recovery.signal'), '');
+  fs.rmSync(path.join(dataDir, 'standby.signal'), { force: true });
+}
+
+function readRestoreCommand(dataDir: string): string {
+  const text = fs.readFileSync(path.join(dataDir, 'postgresql.auto.conf'), 'utf8');
+  const m = /^restore_command = '(.*)'$/m.exec(text);
+  return m ? m[1]!.replace(/''/g, "'") : '';
+}
+
+function tail(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+function counter(add: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      add(chunk.length);
+      done(null, chunk);
+    },
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** How far `lsn` is behind `end`, in words. */
+export function behindBy(end: string, lsn: string): string {
+  const d = lsnDistance(end, lsn);
+  return d === 0 ? 'at the end of the archive' : `${d} bytes before the end of the archive`;
+}

@@ -1,0 +1,144 @@
+// `lifeboat restore --database <db> --to <target> --region <r> [--port N] [--pause] [--data-dir D]
+// [--detach]`: starts pointInTimeRestoreWorkflow and waits for its result unless --detach.
+// A target outside the recoverable window fails at once, saying what the window is.
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkflowFailedError } from '@temporalio/client';
+import { workflowIds } from '../domain/naming.ts';
+import {
+  parseRestoreTarget,
+  type RestoreInput,
+  type RestoreProgress,
+  type RestoreResult,
+} from '../domain/restore.ts';
+import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
+import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
+import { webUiLink } from '../workers/temporal-connection.ts';
+import { summarize, type pointInTimeRestoreWorkflow } from '../workflows/point-in-time-restore.ts';
+import { parseCommandArgs } from './args.ts';
+import { EXIT, printError, printJson } from './output.ts';
+import { connectClient } from './temporal-client.ts';
+
+export const summary =
+  'point-in-time restore: --database <db> --to <ISO time | lsn:<LSN> | name:<point> | latest> --region <r> [--port N] [--pause] [--detach]';
+
+export async function run(argv: string[]): Promise<number> {
+  const args = parseCommandArgs('restore', argv, {
+    file: { type: 'string', short: 'f' },
+    json: { type: 'boolean' },
+    detach: { type: 'boolean' },
+    database: { type: 'string' },
+    to: { type: 'string' },
+    region: { type: 'string' },
+    port: { type: 'string' },
+    'data-dir': { type: 'string' },
+    pause: { type: 'boolean' },
+    exclusive: { type: 'boolean' },
+  });
+  if (!args) return EXIT.badInput;
+  const problems: string[] = [];
+  let plan;
+  try {
+    plan = loadPlan(planFilePath(args.file as string | undefined));
+  } catch (err) {
+    if (!(err instanceof PlanError)) throw err;
+    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
+  }
+  const database = args.database as string | undefined;
+  const region = args.region as string | undefined;
+  const to = args.to as string | undefined;
+  if (!database) problems.push('--database: required');
+  else if (plan && !plan.databases[database])
+    problems.push(
+      `--database: "${database}" is not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`,
+    );
+  if (!region) problems.push('--region: required');
+  else if (plan && !plan.regions[region])
+    problems.push(
+      `--region: "${region}" is not in the plan; declared: ${Object.keys(plan.regions).join(', ')}`,
+    );
+  if (!to)
+    problems.push('--to: required (ISO-8601 time with offset, lsn:<LSN>, name:<restore point> or latest)');
+  else {
+    const t = parseRestoreTarget(to);
+    if (!t.ok) problems.push(`--to: ${t.problem}`);
+  }
+  const port = args.port === undefined ? undefined : Number(args.port);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 1024 && port <= 65535))
+    problems.push('--port: expected a port from 1024 to 65535');
+  if (problems.length || !plan || !database || !region || !to) {
+    for (const p of problems) printError(p);
+    return EXIT.badInput;
+  }
+  const input: RestoreInput = {
+    database,
+    target: to,
+    region,
+    ...(port ? { port } : {}),
+    ...(args['data-dir'] ? { dataDir: args['data-dir'] as string } : {}),
+    action: args.pause ? 'pause' : 'promote',
+    inclusive: !args.exclusive,
+    requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username,
+  };
+  const { client, target, close } = await connectClient();
+  try {
+    const workflowId = workflowIds.restore(database, new Date());
+    const handle = await client.workflow.start<typeof pointInTimeRestoreWorkflow>(
+      'pointInTimeRestoreWorkflow',
+      {
+        taskQueue: SHARED_TASK_QUEUE,
+        workflowId,
+        args: [input],
+        workflowIdConflictPolicy: 'FAIL',
+        staticSummary: `restore ${database} to ${to} in ${region}`,
+      },
+    );
+    const link = webUiLink(target, workflowId);
+    if (!args.json)
+      process.stderr.write(`restore of ${database} to ${to} started: ${workflowId}\n  ${link}\n`);
+    if (args.detach) {
+      if (args.json) printJson({ workflowId, runId: handle.firstExecutionRunId, webUi: link });
+      return EXIT.ok;
+    }
+    let stopped = false;
+    const follow = args.json
+      ? undefined
+      : (async () => {
+          let shown = '';
+          while (!stopped) {
+            const p = await handle.query<RestoreProgress>('progress').catch(() => undefined);
+            const line = p ? renderRestoreProgress(p) : '';
+            if (line && line !== shown) process.stderr.write(`${line}\n`);
+            shown = line || shown;
+            await sleep(1000);
+          }
+        })();
+    let result: RestoreResult;
+    try {
+      result = await handle.result();
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        printError(err.cause?.message ?? err.message);
+        return EXIT.failed;
+      }
+      throw err;
+    } finally {
+      stopped = true;
+      await follow;
+    }
+    if (args.json) printJson({ workflowId, webUi: link, ...result });
+    else process.stdout.write(`${summarize(result)}\n`);
+    return EXIT.ok;
+  } finally {
+    await close();
+  }
+}
+
+/** One line of a restore's progress, for `lifeboat restore` and `lifeboat status`. */
+export function renderRestoreProgress(p: RestoreProgress): string {
+  const parts = [`${p.restoreId}: ${p.phase} since ${p.phaseSince}`];
+  if (p.chain) parts.push(`backup ${p.chain.backupId}, WAL ${p.chain.firstSegment}…${p.chain.lastSegment}`);
+  if (p.port) parts.push(`port ${p.port}`);
+  if (p.error) parts.push(`error: ${p.error}`);
+  return parts.join('; ');
+}

@@ -1,0 +1,127 @@
+// `lifeboat wal-fetch --config <file> --env-file <file> %f %p`: the restore_command of a server
+// restored by Lifeboat. Fetches one WAL file from the repository (a completed segment, else the
+// newest partial upload of that segment, zero-padded to a whole segment, or a timeline history
+// file), decrypts and decompresses it, and writes it to %p.
+// Exit codes follow PostgreSQL's rules, not the CLI's: 1 when the file is not in the archive (the
+// server then ends recovery), and 200 when storage cannot be read, so that the server stops with
+// FATAL instead of ending recovery early and promoting at the wrong point.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { createAgeDecryptor, identitiesFromText } from '../activities/pipeline/age.ts';
+import { createObjectStore, type ObjectStore } from '../activities/ports/object-store.ts';
+import { parseLsn } from '../domain/lsn.ts';
+import type { StorageLocation } from '../domain/plan.ts';
+import { repository } from '../domain/repository.ts';
+import { parseCommandArgs } from './args.ts';
+import { printError } from './output.ts';
+
+export const summary = 'restore_command of a restored server: wal-fetch --config <f> --env-file <f> %f %p';
+
+const zstdDecompress = promisify(zlib.zstdDecompress);
+const ABSENT = 1;
+const FATAL = 200;
+
+interface FetchConfig {
+  database: string;
+  storage: StorageLocation;
+  identityEnv: string;
+  walSegmentSize: number;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const args = parseCommandArgs(
+    'wal-fetch',
+    argv,
+    { config: { type: 'string' }, 'env-file': { type: 'string' } },
+    true,
+  );
+  if (!args || args._.length !== 2 || !args.config) {
+    printError('wal-fetch: expected --config <file> [--env-file <file>] <wal file name> <destination>');
+    return FATAL;
+  }
+  const [name, dest] = args._ as [string, string];
+  let config: FetchConfig;
+  const env: Record<string, string | undefined> = { ...process.env };
+  try {
+    config = JSON.parse(fs.readFileSync(args.config as string, 'utf8')) as FetchConfig;
+    if (args['env-file'])
+      for (const line of fs.readFileSync(args['env-file'] as string, 'utf8').split('\n')) {
+        const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+        if (m) env[m[1]!] = m[2]!;
+      }
+  } catch (err) {
+    printError(`wal-fetch: ${(err as Error).message}`);
+    return FATAL;
+  }
+  const identity = env[config.identityEnv];
+  if (!identity) {
+    printError(`wal-fetch: ${config.identityEnv} is not set`);
+    return FATAL;
+  }
+  const store = createObjectStore(config.storage, env);
+  // Storage that does not answer is retried for a while: giving up means a FATAL stop.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const data = await fetchWal(store, config, name, identity);
+      if (!data) return ABSENT;
+      const tmp = `${dest}.lifeboat-tmp`;
+      fs.writeFileSync(tmp, data);
+      fs.renameSync(tmp, dest);
+      return 0;
+    } catch (err) {
+      if (attempt >= 6) {
+        printError(`wal-fetch ${name}: ${(err as Error).message}`);
+        return FATAL;
+      }
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
+}
+
+async function fetchWal(
+  store: ObjectStore,
+  config: FetchConfig,
+  name: string,
+  identity: string,
+): Promise<Buffer | undefined> {
+  const history = /^([0-9A-F]{8})\.history$/.exec(name);
+  if (history) {
+    const key = repository.timelineHistory('', config.database, parseInt(history[1]!, 16));
+    if (!(await store.head(key))) return undefined;
+    return decrypt(await store.get(key), identity);
+  }
+  if (!/^[0-9A-F]{24}$/.test(name)) return undefined; // .partial, .backup: not served
+  const key = repository.walSegment('', config.database, name);
+  if (await store.head(key)) return zstd(await decrypt(await store.get(key), identity));
+  // The newest partial upload of this segment: the archive's very end.
+  const folder = path.posix.dirname(key) + '/';
+  const partials = (await store.list(folder))
+    .map((o) => ({
+      key: o.key,
+      m: /\/([0-9A-F]{24})\.partial\.([0-9A-F]+)-([0-9A-F]+)\.zst\.age$/.exec(o.key),
+    }))
+    .filter((p) => p.m?.[1] === name)
+    .sort((a, b) => (parseLsn(`${a.m![2]}/${a.m![3]}`) < parseLsn(`${b.m![2]}/${b.m![3]}`) ? 1 : -1));
+  const newest = partials[0];
+  if (!newest) return undefined;
+  const data = await zstd(await decrypt(await store.get(newest.key), identity));
+  // PostgreSQL wants a whole segment; past the partial's end it finds no valid record and stops.
+  if (data.length >= config.walSegmentSize) return data;
+  return Buffer.concat([data, Buffer.alloc(config.walSegmentSize - data.length)]);
+}
+
+async function decrypt(sealed: Uint8Array, identity: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of Readable.from([Buffer.from(sealed)]).pipe(
+    createAgeDecryptor(identitiesFromText(identity)),
+  ))
+    chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function zstd(data: Buffer): Promise<Buffer> {
+  return Buffer.from(await zstdDecompress(data));
+}
