@@ -15,6 +15,7 @@ import { createPostgresActivities } from './postgres.ts';
 import { createPostgresFailoverActivities } from './postgres-failover.ts';
 import { createStorageActivities, type StorageLocationName } from './storage.ts';
 import { createWalActivities } from './wal.ts';
+import { createRestoreActivities } from './restore.ts';
 
 export interface ActivityDeps {
   plan: Plan;
@@ -39,6 +40,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHealthActivities(deps),
     ...createPostgresFailoverActivities(deps),
     ...createWalActivities(deps),
+    ...createRestoreActivities(deps),
   };
 }
 

@@ -15,6 +15,8 @@ const commands: Record<string, () => Promise<Command>> = {
   status: () => import('./status.ts'),
   archiver: () => import('./archiver.ts'),
   'codec-server': () => import('./codec-server.ts'),
+  restore: () => import('./restore.ts'),
+  'wal-fetch': () => import('./wal-fetch.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

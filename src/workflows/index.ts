@@ -3,3 +3,4 @@ export { doctorWorkflow } from './doctor.ts';
 export { regionalFailoverWorkflow } from './regional-failover.ts';
 export { fullBackupWorkflow } from './full-backup.ts';
 export { walArchiverWorkflow } from './wal-archiver.ts';
+export { pointInTimeRestoreWorkflow } from './point-in-time-restore.ts';
