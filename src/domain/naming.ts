@@ -11,6 +11,8 @@ export const workflowIds = {
   failover: (database: string) => `failover-${database}`,
   /** One WAL archiver per database, long-running: a second start finds the one that runs. */
   walArchiver: (database: string) => `wal-archiver-${database}`,
+  /** One region health monitor per database, long-running: a second start finds the one that runs. */
+  monitor: (database: string) => `monitor-${database}`,
   /** Restores are independent (several targets may be tried side by side); the time keeps them apart. */
   restore: (database: string, at: Date) =>
     `restore-${database}-${at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')}`,

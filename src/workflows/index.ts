@@ -4,3 +4,4 @@ export { regionalFailoverWorkflow } from './regional-failover.ts';
 export { fullBackupWorkflow } from './full-backup.ts';
 export { walArchiverWorkflow } from './wal-archiver.ts';
 export { pointInTimeRestoreWorkflow } from './point-in-time-restore.ts';
+export { regionHealthMonitorWorkflow } from './region-health-monitor.ts';
