@@ -326,10 +326,10 @@ class ArchiveRun {
 
   async tick(): Promise<void> {
     const now = Date.now();
+    if (!this.storageProbed) await this.probeStorage();
     if (!this.control && now >= this.nextControlAttempt) await this.connectControl();
     if (this.control && !this.receiver && now >= this.nextReceiverStart) await this.startReceiver();
     this.watchReceiver(now);
-    if (!this.storageProbed) await this.probeStorage();
     if (this.segmentSize) await this.drain();
     if (this.control) await this.maintainSlot(now);
     if (
@@ -341,11 +341,28 @@ class ArchiveRun {
       this.end ??= 'started';
   }
 
-  /** Storage is asked once at the start of a run, so an outage shows even when no WAL is written. */
+  /**
+   * Storage is asked once at the start of a run, so an outage shows even when no WAL is written.
+   * A new archiver (no last segment known) reads where the archive ends, so that it goes on from
+   * there and a hole since is reported, e.g. after a stop or a failover.
+   */
   async probeStorage(): Promise<void> {
     if (!this.storageReachable && Date.now() < this.nextStorageAttempt) return;
     try {
       await this.store.headBucket();
+      if (!this.lastArchived) {
+        const last = (await this.store.list(repository.walPrefix('', this.input.database)))
+          .map((o) => /\/([0-9A-F]{24})\.zst\.age$/.exec(o.key)?.[1])
+          .filter((name): name is string => name !== undefined)
+          .sort()
+          .at(-1);
+        if (last) {
+          this.lastArchived = last;
+          log.info(
+            `WAL archiver of ${this.input.database}: the archive ends at ${last}; going on from there`,
+          );
+        }
+      }
       this.storageProbed = true;
       this.storageUp();
     } catch (err) {
