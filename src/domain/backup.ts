@@ -51,6 +51,8 @@ export type FullBackupPhase =
 export interface FullBackupProgress {
   backupId: string;
   database: string;
+  /** The database's primary region, where the streaming runs (once the plan is read). */
+  region?: string;
   phase: FullBackupPhase;
   /** When the current phase began (workflow time, ISO-8601). */
   phaseSince: string;

@@ -11,11 +11,16 @@ import type {
 } from '../domain/backup.ts';
 import { formatDuration } from '../domain/duration.ts';
 
+/** temporal.api.enums.v1.PendingActivityState.SCHEDULED (the proto package is a dev dependency). */
+const PENDING_ACTIVITY_STATE_SCHEDULED = 1;
+
 export interface BackupStatus {
   progress?: FullBackupProgress;
   /** The streaming or verifying activity now running, with its latest heartbeat. */
   activity?: {
     type: string;
+    /** Scheduled but not picked up: no worker polls its task queue. */
+    waiting: boolean;
     attempt: number;
     lastFailure?: string;
     stream?: StreamProgress;
@@ -47,6 +52,7 @@ export async function readBackupStatus(
       progress,
       activity: {
         type,
+        waiting: Number(a.state) === PENDING_ACTIVITY_STATE_SCHEDULED,
         attempt: a.attempt ?? 1,
         lastFailure: a.lastFailure?.message ?? undefined,
         ...(type === 'streamBaseBackup'
@@ -66,7 +72,10 @@ export function renderBackupStatus(s: BackupStatus, now = new Date()): string {
     `full backup ${p.backupId} of ${p.database}: ${p.phase} ${final ? `at ${p.phaseSince}` : `for ${formatDuration(now.getTime() - Date.parse(p.phaseSince))}`}`,
   ];
   const a = s.activity;
-  if (a?.stream && p.phase === 'streaming') {
+  if (a?.waiting && p.phase === 'streaming') {
+    const region = p.region ?? '<primary region>';
+    lines.push(`  waiting for a worker of ${region}: is one running? (lifeboat worker --region ${region})`);
+  } else if (a?.stream && p.phase === 'streaming') {
     const st = a.stream;
     const total = st.estimatedRawBytes;
     const fraction = total ? Math.min(st.rawBytes / total, 1) : undefined;

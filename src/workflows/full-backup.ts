@@ -4,6 +4,7 @@
 // is removed before the manifest is written, and a backup that fails leaves nothing behind.
 import {
   ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   defineQuery,
@@ -12,6 +13,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -84,8 +86,15 @@ const { describePlan, cleanUpBackup, discardUnfinishedBackup, writeBackupManifes
 const { checkBackupStorage } = proxyActivities<Activities>(storageCheck);
 const { verifyBackup } = proxyActivities<Activities>(readBack);
 
+/** Waiting this long for a worker of the primary region (none running) fails the backup, saying so. */
+const NO_WORKER_AFTER = '10m';
+
 function primaryRegionActivities(plan: Plan, region: string) {
-  return proxyActivities<Activities>({ ...dataCopy, taskQueue: regionTaskQueue(plan, region) });
+  return proxyActivities<Activities>({
+    ...dataCopy,
+    taskQueue: regionTaskQueue(plan, region),
+    scheduleToStartTimeout: NO_WORKER_AFTER,
+  });
 }
 
 /** The workflow's phase and what it knows so far; live byte counts are the activity's heartbeats. */
@@ -124,6 +133,7 @@ export async function fullBackupWorkflow(rawInput: FullBackupInput): Promise<Ful
     upsertSearchAttributes([{ key: searchAttributeKeys.outcome, value: 'failed' }]);
     throw ApplicationFailure.create({ type: 'UnknownReference', nonRetryable: true, message: state.error });
   }
+  state.region = db.primaryRegion;
   upsertSearchAttributes([{ key: searchAttributeKeys.region, value: db.primaryRegion }]);
 
   let base: BaseBackupResult | undefined;
@@ -196,17 +206,22 @@ export async function fullBackupWorkflow(rawInput: FullBackupInput): Promise<Ful
   } catch (err) {
     const failedIn = state.phase;
     state.phase = 'failed';
-    state.error = rootMessage(err);
+    state.phaseSince = new Date().toISOString();
+    state.error = noWorker(err)
+      ? `no worker of ${db.primaryRegion} took the backup within ${NO_WORKER_AFTER}: start one with lifeboat worker --region ${db.primaryRegion}`
+      : rootMessage(err);
     setCurrentDetails(`**failed** while ${failedIn}: ${state.error}`);
     upsertSearchAttributes([
       { key: searchAttributeKeys.outcome, value: isCancellation(err) ? 'cancelled' : 'failed' },
     ]);
     // Nothing of an unfinished backup may stay behind, even when the run is being cancelled.
-    await CancellationScope.nonCancellable(() =>
-      discardUnfinishedBackup({ database: input.database, backupId }),
-    ).catch((cleanupErr: unknown) =>
-      log.error('could not remove the unfinished backup', { backupId, error: rootMessage(cleanupErr) }),
-    );
+    // Before streaming nothing was written (and storage may be the very thing that is down).
+    if (failedIn !== 'checking-storage')
+      await CancellationScope.nonCancellable(() =>
+        discardUnfinishedBackup({ database: input.database, backupId }),
+      ).catch((cleanupErr: unknown) =>
+        log.error('could not remove the unfinished backup', { backupId, error: rootMessage(cleanupErr) }),
+      );
     if (isCancellation(err)) throw err;
     throw ApplicationFailure.create({
       type: failureType(err),
@@ -222,6 +237,14 @@ function rootMessage(err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined;
   while (e && typeof e.cause === 'object' && e.cause !== null) e = e.cause;
   return e?.message ?? String(err);
+}
+
+function noWorker(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure &&
+    err.cause instanceof TimeoutFailure &&
+    err.cause.timeoutType === 'SCHEDULE_TO_START'
+  );
 }
 
 function failureType(err: unknown): string {
