@@ -43,7 +43,8 @@ export const backupManifestSchema = z.strictObject({
       z.strictObject({
         key: z.string().min(1),
         role: z.enum(['base', 'wal', 'kubernetes']),
-        format: z.enum(['tar+zstd+age', 'json+zstd+age']),
+        /** `zstd+age`: a WAL segment the archiver stored, referenced by an incremental backup. */
+        format: z.enum(['tar+zstd+age', 'json+zstd+age', 'zstd+age']),
         bytes,
         sha256,
       }),
@@ -51,12 +52,14 @@ export const backupManifestSchema = z.strictObject({
     .min(1),
   encryption: z.strictObject({ format: z.literal('age'), recipients: z.array(z.string()).min(1) }),
   compression: z.strictObject({ format: z.literal('zstd'), level: z.number().int() }),
-  /** PostgreSQL's own backup_manifest, kept as the last member of the base tar. */
-  postgresManifest: z.strictObject({
-    member: z.literal('backup_manifest'),
-    checksum: sha256,
-    files: z.number().int().min(0),
-  }),
+  /** PostgreSQL's own backup_manifest, kept as the last member of the base tar (full backups only). */
+  postgresManifest: z
+    .strictObject({
+      member: z.literal('backup_manifest'),
+      checksum: sha256,
+      files: z.number().int().min(0),
+    })
+    .optional(),
   label: z.string(),
   timings: z.strictObject({
     startedAt: isoTime,
