@@ -3,6 +3,7 @@
 // SQL digests of table content to compare a restored server with its source.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -197,6 +198,18 @@ export async function seedKnownContent(
   } finally {
     await client.end();
   }
+}
+
+/** A TCP port nothing listens on right now (for a restored server). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 export async function connect(config: pg.ClientConfig): Promise<pg.Client> {

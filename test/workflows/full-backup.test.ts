@@ -15,6 +15,7 @@ import { startS3Server, stopS3Server } from '../../src/stack/s3-server.ts';
 import {
   breakGlassRestore,
   connect,
+  freePort,
   listKeys,
   listUploads,
   pgVerifyBackup,
@@ -163,15 +164,12 @@ describe('full backup on the local stack', () => {
       });
       try {
         assert.match(await pgVerifyBackup(stack.layout, restored.dir), /backup successfully verified/);
-        const server = await startRestored(
-          stack.layout,
-          restored.dir,
-          stack.layout.postgres['us-east-1'].port + 40,
-        );
+        const port = await freePort();
+        const server = await startRestored(stack.layout, restored.dir, port);
         try {
           const copy = await connect({
             host: server.socketDir,
-            port: stack.layout.postgres['us-east-1'].port + 40,
+            port,
             user: stack.layout.postgres.appUser,
             database: 'orders',
           });
