@@ -280,8 +280,18 @@ export function createRestoreActivities(deps: RestoreDeps) {
       const restoreCommand = `${lifeboat} wal-fetch --config ${sidecar}/wal-fetch.json --env-file ${sidecar}/wal-fetch.env %f %p`;
       writeRecoveryConfig(dataDir, recoverySettings({ ...input, restoreCommand }));
       await chown(dataDir);
-      await pgCtlStart(dataDir, port, sidecar);
-      return { port, startMs: Date.now() - started, adopted: false };
+      // pg_ctl -w returns once the server is consistent, which may take long: heartbeat meanwhile
+      // so that a lost worker is noticed in seconds (the server it started is adopted on retry).
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat({ port }), HEARTBEAT_EVERY_MS);
+      try {
+        await pgCtlStart(dataDir, port, sidecar);
+      } finally {
+        clearInterval(beat);
+      }
+      // An orphaned pg_ctl of a lost attempt may have won the race for the directory's lock:
+      // whichever server holds postmaster.pid is the one, on its port.
+      return { port: livePostmaster(dataDir)?.port ?? port, startMs: Date.now() - started, adopted: false };
 
       async function pgCtlStart(dir: string, p: number, side: string) {
         const options = [

@@ -239,7 +239,7 @@ export function recoverySettings(opts: {
 }): Record<string, string> {
   const settings: Record<string, string> = { restore_command: opts.restoreCommand };
   const t = opts.target;
-  if (t.kind === 'time') settings.recovery_target_time = t.time;
+  if (t.kind === 'time') settings.recovery_target_time = postgresTime(t.time);
   else if (t.kind === 'lsn') settings.recovery_target_lsn = t.lsn;
   else if (t.kind === 'name') settings.recovery_target_name = t.name;
   if (t.kind === 'time' || t.kind === 'lsn')
@@ -249,6 +249,14 @@ export function recoverySettings(opts: {
   // Replay the timeline the backup was taken on and any newer one the archive holds.
   settings.recovery_target_timeline = 'latest';
   return settings;
+}
+
+/**
+ * An ISO-8601 time as recovery_target_time accepts it: PostgreSQL's check refuses the `T`
+ * separator and the `Z` zone of ISO-8601, so `2026-11-22 17:00:35.505511+00:00`.
+ */
+export function postgresTime(iso: string): string {
+  return iso.replace('T', ' ').replace(/Z$/, '+00:00');
 }
 
 /** A setting value quoted for postgresql.conf. */

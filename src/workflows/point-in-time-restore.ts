@@ -72,7 +72,7 @@ function regionActivities(plan: Plan, region: string) {
     copy: proxyActivities<Activities>({ ...dataCopy, taskQueue, scheduleToStartTimeout: NO_WORKER_AFTER }),
     call: proxyActivities<Activities>({
       ...apiCall,
-      startToCloseTimeout: '1h',
+      startToCloseTimeout: '10m',
       taskQueue,
       scheduleToStartTimeout: NO_WORKER_AFTER,
     }),
@@ -164,7 +164,7 @@ export async function pointInTimeRestoreWorkflow(rawInput: RestoreInput): Promis
     state.dataDir = dataDir;
 
     enter('replaying', `WAL ${chain.firstSegment}…${chain.lastSegment} towards ${input.target}`);
-    const started = await call.startRestoredServer({
+    const started = await copy.startRestoredServer({
       restoreId,
       database: input.database,
       dataDir,

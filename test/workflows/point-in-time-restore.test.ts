@@ -1,0 +1,335 @@
+// pointInTimeRestoreWorkflow on the real local stack: a full backup and the WAL archiver of a
+// fresh storage prefix, a workload of rows each committed in its own transaction with the
+// server's clock and WAL position read after every commit, then restores into us-west-2 by real
+// worker processes. Exactness is checked row by row: every row committed at or before the target
+// is there, none after. Every restored instance is stopped and its directory removed.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import pg from 'pg';
+import { parse, stringify } from 'yaml';
+import { livePostmaster } from '../../src/activities/restore.ts';
+import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
+import { parseLsn } from '../../src/domain/lsn.ts';
+import { workflowIds } from '../../src/domain/naming.ts';
+import { repository } from '../../src/domain/repository.ts';
+import type { RestoreInput, RestoreProgress, RestoreResult } from '../../src/domain/restore.ts';
+import { archiverSlotName, segmentOfLsn } from '../../src/domain/wal.ts';
+import { loadPlan } from '../../src/workers/plan-file.ts';
+import type { pointInTimeRestoreWorkflow } from '../../src/workflows/point-in-time-restore.ts';
+import { ensureStack, type TestStack } from '../support/stack.ts';
+import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+
+const DB = 'orders';
+const SEG = 16 * 1024 * 1024;
+const ROWS = 60;
+
+interface Mark {
+  id: number;
+  /** Server clock after the commit returned, with microseconds. */
+  time: string;
+  /** pg_current_wal_insert_lsn() after the commit. */
+  lsn: string;
+}
+
+describe('point-in-time restore on the local stack', () => {
+  let stack: TestStack;
+  let connection: Connection;
+  let client: Client;
+  let store: ObjectStore;
+  let planFile: string;
+  let tmp: string;
+  let restoreRoot: string;
+  let admin: pg.Client;
+  let workerEnv: NodeJS.ProcessEnv;
+  let east: WorkerProcess;
+  let west: WorkerProcess;
+  let backupStartedAt: string;
+  const marks: Mark[] = [];
+  let pointName: string;
+  const restored: RestoreResult[] = [];
+
+  const restore = async (input: Omit<RestoreInput, 'database' | 'region'>, id: string) =>
+    client.workflow.start<typeof pointInTimeRestoreWorkflow>('pointInTimeRestoreWorkflow', {
+      taskQueue: 'lifeboat',
+      workflowId: `${workflowIds.restore(DB, new Date())}-${id}`,
+      args: [{ database: DB, region: 'us-west-2', requestedBy: 'test', ...input }],
+    });
+
+  const rowsIn = async (r: RestoreResult): Promise<number[]> => {
+    const c = new pg.Client({
+      host: r.instance.host,
+      port: r.instance.port,
+      user: stack.plan.regions['us-west-2']!.postgres.user,
+      password: stack.secrets.LIFEBOAT_PG_PASSWORD,
+      database: DB,
+    });
+    await c.connect();
+    try {
+      return (await c.query<{ id: number }>('select id from pitr_rows order by id')).rows.map((x) => x.id);
+    } finally {
+      await c.end();
+    }
+  };
+  const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
+  before(async () => {
+    stack = await ensureStack();
+    connection = await Connection.connect({ address: stack.layout.temporal.address });
+    client = new Client({ connection });
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-pitr-'));
+    fs.chmodSync(tmp, 0o755);
+    restoreRoot = path.join(tmp, 'restores');
+    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
+      storage: { primary: { url: string } };
+      backup: { policies: { database: string }[] };
+    };
+    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-pitr-${Date.now()}`;
+    raw.backup.policies = raw.backup.policies.map((p) =>
+      p.database === DB ? { ...p, walPartialUpload: '3s' } : p,
+    );
+    planFile = path.join(tmp, 'lifeboat.yaml');
+    fs.writeFileSync(planFile, stringify(raw));
+    store = createObjectStore(loadPlan(planFile).storage.primary, stack.env);
+    workerEnv = {
+      ...stack.env,
+      LIFEBOAT_SPOOL: path.join(tmp, 'spool'),
+      LIFEBOAT_RESTORE_ROOT: restoreRoot,
+    };
+    [east, west] = await Promise.all([
+      startWorker('us-east-1', stack.layout.secretsFile, planFile, workerEnv),
+      startWorker('us-west-2', stack.layout.secretsFile, planFile, workerEnv),
+    ]);
+
+    const pgConn = stack.plan.regions['us-east-1']!.postgres;
+    admin = new pg.Client({
+      host: pgConn.host,
+      port: pgConn.port,
+      user: pgConn.user,
+      database: DB,
+      password: stack.secrets.LIFEBOAT_PG_PASSWORD,
+    });
+    await admin.connect();
+    await client.workflow
+      .getHandle(workflowIds.walArchiver(DB))
+      .terminate('test starts afresh')
+      .catch(() => undefined);
+    await dropSlot(admin);
+    await admin.query('drop table if exists pitr_rows');
+    await admin.query(
+      'create table pitr_rows (id int primary key, at timestamptz not null default clock_timestamp())',
+    );
+
+    // Archiver first (its slot holds the WAL from here on), then a full backup.
+    await client.workflow.start('walArchiverWorkflow', {
+      taskQueue: 'lifeboat',
+      workflowId: workflowIds.walArchiver(DB),
+      args: [{ database: DB, requestedBy: 'test', runFor: '30s' }],
+    });
+    backupStartedAt = new Date().toISOString();
+    const backup = await client.workflow.execute('fullBackupWorkflow', {
+      taskQueue: 'lifeboat',
+      workflowId: workflowIds.backup(DB),
+      workflowIdConflictPolicy: 'FAIL',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      args: [{ database: DB, requestedBy: 'test' }],
+    });
+    assert.ok(backup);
+
+    // The workload: one row per transaction, the server's clock and WAL position after each.
+    for (let id = 1; id <= ROWS; id++) {
+      await admin.query('insert into pitr_rows (id) values ($1)', [id]);
+      const r = await admin.query<{ t: string; lsn: string }>(
+        `select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t,
+                pg_current_wal_insert_lsn()::text as lsn`,
+      );
+      marks.push({ id, time: r.rows[0]!.t, lsn: r.rows[0]!.lsn });
+      if (id === 20) {
+        pointName = `pitr-test-${Date.now()}`;
+        await admin.query('select pg_create_restore_point($1)', [pointName]);
+      }
+      await sleep(20);
+    }
+    // Seal the segment and wait until the archive holds it.
+    const end = (await admin.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn'))
+      .rows[0]!.lsn;
+    await admin.query('select pg_switch_wal()');
+    const segment = segmentOfLsn(1, end, SEG);
+    for (let i = 0; !(await store.head(repository.walSegment('', DB, segment))); i++) {
+      assert.ok(i < 120, `${segment} (holding ${end}) not archived within 60 s`);
+      await sleep(500);
+    }
+  });
+
+  after(async () => {
+    for (const r of restored) stopInstance(stack, r.instance.dataDir);
+    for (const dir of fs.existsSync(restoreRoot) ? fs.readdirSync(restoreRoot) : [])
+      stopInstance(stack, path.join(restoreRoot, dir, 'data'));
+    await client?.workflow
+      .getHandle(workflowIds.walArchiver(DB))
+      .terminate('test over')
+      .catch(() => undefined);
+    await Promise.all([east?.stop('SIGTERM'), west?.stop('SIGTERM')]);
+    if (admin) {
+      await dropSlot(admin).catch(() => undefined);
+      await admin.query('drop table if exists pitr_rows').catch(() => undefined);
+      await admin.end();
+    }
+    await connection?.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it(
+    'restores to a time: every row committed at or before it, none after; reports the point reached',
+    { timeout: 120_000 },
+    async () => {
+      const mark = marks[29]!;
+      const handle = await restore({ target: mark.time }, 'time');
+      const r = await handle.result();
+      restored.push(r);
+      assert.deepEqual(await rowsIn(r), upTo(30));
+      assert.equal(r.achieved.state, 'promoted');
+      assert.equal(r.achieved.reachedEndOfArchive, false);
+      assert.ok(r.achieved.timeline >= 2, `promoted onto a new timeline, got ${r.achieved.timeline}`);
+      assert.ok(r.achieved.lastTransactionTime, 'the last replayed transaction time is known');
+      assert.ok(Date.parse(r.achieved.lastTransactionTime) <= Date.parse(mark.time));
+      assert.ok(parseLsn(r.achieved.lsn) > 0n);
+      assert.match(r.instance.url, /^postgres:\/\/lifeboat@127\.0\.0\.1:\d+\/orders$/);
+      assert.ok(!r.instance.url.includes(stack.secrets.LIFEBOAT_PG_PASSWORD!));
+      assert.ok(r.validation.every((v) => v.ok));
+      assert.ok(r.validation.some((v) => v.name === 'accepts-writes'));
+      assert.ok(r.bytes.stored > 0 && r.bytes.raw > r.bytes.stored / 2);
+      for (const k of ['downloadMs', 'startMs', 'replayMs', 'validateMs', 'totalMs'] as const)
+        assert.ok(r.rto[k] >= 0, k);
+      const desc = await handle.describe();
+      assert.equal(desc.status.name, 'COMPLETED');
+    },
+  );
+
+  it('restores to an LSN and to a named restore point, exactly', async () => {
+    const byLsn = await (await restore({ target: `lsn:${marks[39]!.lsn}` }, 'lsn')).result();
+    restored.push(byLsn);
+    assert.deepEqual(await rowsIn(byLsn), upTo(40));
+    const byName = await (await restore({ target: `name:${pointName}` }, 'name')).result();
+    restored.push(byName);
+    assert.deepEqual(await rowsIn(byName), upTo(20));
+  });
+
+  it('refuses a target outside the window at once, saying what the window is, writing nothing', async () => {
+    const before = new Date(Date.parse(backupStartedAt) - 3600_000).toISOString();
+    const early = await restore({ target: before }, 'early');
+    await assert.rejects(early.result(), (err: unknown) => {
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(
+        err.cause?.message ?? '',
+        /before the first full backup ended; recoverable from .* to lsn /,
+      );
+      return true;
+    });
+    const future = await runCli(
+      [
+        'restore',
+        '--database',
+        DB,
+        '--to',
+        new Date(Date.now() + 3600_000).toISOString(),
+        '--region',
+        'us-west-2',
+        '-f',
+        planFile,
+      ],
+      stack.env,
+    );
+    assert.equal(future.code, 1, future.stderr);
+    assert.match(future.stderr, /is in the future .*recoverable from/);
+    const bad = await runCli(
+      ['restore', '--database', DB, '--to', 'yesterday', '--region', 'us-west-2', '-f', planFile],
+      stack.env,
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--to: "yesterday" is not a target/);
+    const written = fs.existsSync(restoreRoot) ? fs.readdirSync(restoreRoot) : [];
+    assert.ok(
+      !written.some((d) => d.endsWith('-early')),
+      `nothing written for a refused target: ${written.join(', ')}`,
+    );
+  });
+
+  it(
+    'completes correctly when the worker is SIGKILLed during the download and again during replay',
+    { timeout: 150_000 },
+    async () => {
+      const handle = await restore({ target: marks[49]!.time }, 'crash');
+      const progress = () => handle.query<RestoreProgress>('progress');
+      for (let i = 0; (await progress()).phase === 'resolving'; i++) {
+        assert.ok(i < 600, 'download did not begin');
+        await sleep(50);
+      }
+      const killedIn = (await progress()).phase;
+      await west.stop('SIGKILL');
+      west = await startWorker('us-west-2', stack.layout.secretsFile, planFile, workerEnv);
+      console.log(`worker SIGKILLed in phase ${killedIn}`);
+      for (let i = 0; (await progress()).phase === 'downloading'; i++) {
+        assert.ok(i < 1200, 'replay did not begin');
+        await sleep(50);
+      }
+      if ((await progress()).phase === 'replaying') {
+        console.log('worker SIGKILLed in phase replaying');
+        await west.stop('SIGKILL');
+        west = await startWorker('us-west-2', stack.layout.secretsFile, planFile, workerEnv);
+      }
+      const r = await handle.result();
+      restored.push(r);
+      assert.deepEqual(await rowsIn(r), upTo(50));
+      const pid = livePostmaster(r.instance.dataDir);
+      assert.ok(pid, 'one server runs on the restored directory');
+      const servers = execFileSync('ps', ['-eo', 'args']).toString().split('\n');
+      assert.equal(
+        servers.filter((l) => /postgres -D/.test(l) && l.includes(r.instance.dataDir)).length,
+        1,
+        'never two servers on one directory',
+      );
+    },
+  );
+});
+
+function stopInstance(stack: TestStack, dataDir: string): void {
+  if (livePostmaster(dataDir))
+    try {
+      execFileSync('runuser', [
+        '-u',
+        stack.layout.postgres.osUser,
+        '--',
+        path.join(stack.layout.postgres.binDir, 'pg_ctl'),
+        'stop',
+        '-m',
+        'immediate',
+        '-w',
+        '-D',
+        dataDir,
+      ]);
+    } catch {
+      // already gone
+    }
+  fs.rmSync(path.dirname(dataDir), { recursive: true, force: true });
+}
+
+async function dropSlot(c: pg.Client): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    const r = await c.query<{ active: boolean }>(
+      'select active from pg_replication_slots where slot_name = $1',
+      [archiverSlotName(DB)],
+    );
+    if (r.rowCount === 0) return;
+    if (!r.rows[0]!.active) {
+      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
+      return;
+    }
+    await sleep(250);
+  }
+}
