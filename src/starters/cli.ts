@@ -14,6 +14,7 @@ const commands: Record<string, () => Promise<Command>> = {
   approve: () => import('./approve.ts'),
   status: () => import('./status.ts'),
   archiver: () => import('./archiver.ts'),
+  monitor: () => import('./monitor.ts'),
   'codec-server': () => import('./codec-server.ts'),
   restore: () => import('./restore.ts'),
   'wal-fetch': () => import('./wal-fetch.ts'),
