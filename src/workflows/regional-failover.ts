@@ -52,8 +52,12 @@ const retry = {
 const apiCall = { startToCloseTimeout: '20s', retry: { ...retry, maximumAttempts: 4 } } as const;
 /** SQL calls that bound their own connection time (3-5 s): a lost worker is noticed at 10 s. */
 const sqlCall = { startToCloseTimeout: '10s', retry: { ...retry, maximumAttempts: 4 } } as const;
-/** A health probe's failure is an answer: one attempt, so detection counts real checks. */
-const probe = { startToCloseTimeout: '20s', retry: { maximumAttempts: 1 } } as const;
+/**
+ * A failed health check is an answer (returned, never thrown), so detection counts real checks;
+ * the retries only cover a probe that could not run at all — its worker lost mid-check — which
+ * would otherwise fail the run (and after promotion, leave it unfinished).
+ */
+const probe = { startToCloseTimeout: '12s', retry: { ...retry, maximumAttempts: 3 } } as const;
 /** Polls until a system reaches a state; the heartbeat notices a lost worker within seconds. */
 const waitFor = {
   startToCloseTimeout: '5m',

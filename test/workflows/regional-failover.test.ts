@@ -13,6 +13,7 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { createDnsZone } from '../../src/activities/ports/dns-zone.ts';
 import type { FailoverProgress, FailoverResult } from '../../src/domain/failover.ts';
+import type { MonitorStatus } from '../../src/domain/monitor.ts';
 import { postgresInRecovery, stopPostgres, walReceiverStatus } from '../../src/stack/postgres-clusters.ts';
 import { startRoute53Server, stopRoute53Server } from '../../src/stack/route53-server.ts';
 import { leakedSecrets } from '../support/history.ts';
@@ -23,6 +24,7 @@ import { parse } from 'yaml';
 
 const execFileAsync = promisify(execFile);
 const WORKFLOW_ID = 'failover-orders';
+const MONITOR_ID = 'monitor-orders';
 
 describe('regional failover on the local stack', () => {
   let stack: TestStack;
@@ -108,6 +110,10 @@ describe('regional failover on the local stack', () => {
     // No failover left running, whatever a test did.
     await client.workflow
       .getHandle(WORKFLOW_ID)
+      .terminate('test cleanup')
+      .catch(() => undefined);
+    await client.workflow
+      .getHandle(MONITOR_ID)
       .terminate('test cleanup')
       .catch(() => undefined);
   });
@@ -335,4 +341,125 @@ describe('regional failover on the local stack', () => {
       await restoreStackShape(stack);
     }
   });
+
+  it('the region health monitor detects the dead primary and starts the failover (child failover-orders), which completes once approved', async () => {
+    const timeline = await primaryTimeline(stack, 'us-east-1');
+    const start = await runCli(['monitor', 'start', '-f', planFile, '--database', 'orders', '--json'], env());
+    assert.equal(start.code, 0, start.stderr);
+    const again = await runCli(['monitor', 'start', '-f', planFile, '--database', 'orders', '--json'], env());
+    assert.equal((JSON.parse(again.stdout) as { alreadyRunning: boolean }).alreadyRunning, true);
+    const monitor = client.workflow.getHandle(MONITOR_ID);
+    try {
+      // Healthy: checks pass, nothing starts.
+      const deadline = Date.now() + 30_000;
+      while (
+        ((await monitor.query<MonitorStatus>('monitorStatus').catch(() => undefined))?.checksRun ?? 0) < 2
+      ) {
+        assert.ok(Date.now() < deadline, 'the monitor did not check');
+        await sleep(200);
+      }
+      await stopPostgres(stack.layout, 'us-east-1');
+      let handle: WorkflowHandle | undefined;
+      for (const until = Date.now() + 60_000; !handle; await sleep(200)) {
+        assert.ok(Date.now() < until, 'the monitor did not start the failover');
+        const d = await client.workflow
+          .getHandle(WORKFLOW_ID)
+          .describe()
+          .catch(() => undefined);
+        if (d?.status.name === 'RUNNING') handle = client.workflow.getHandle(WORKFLOW_ID, d.runId);
+      }
+      const waiting = await waitPhase(handle, ['awaiting-approval']);
+      assert.equal(waiting.targetRegion, 'us-west-2');
+      assert.equal(waiting.approval?.requestedBy, 'region-health-monitor');
+      const watching = await monitor.query<MonitorStatus>('monitorStatus');
+      assert.equal(watching.phase, 'failing-over');
+      assert.equal(watching.failoversStarted, 1);
+      for (const who of ['alice', 'bob'])
+        assert.equal((await runCli(['approve', WORKFLOW_ID, '--as', who], env())).code, 0);
+      const result = (await handle.result()) as FailoverResult;
+      assert.equal(result.outcome, 'failed-over', result.message);
+      assert.equal(await primaryTimeline(stack, 'us-west-2'), timeline + 1);
+      assert.deepEqual(await dnsValues(), ['pg.us-west-2.lifeboat.internal.']);
+      // The monitor now watches the new primary.
+      for (const until = Date.now() + 15_000; ; await sleep(200)) {
+        const s = await monitor.query<MonitorStatus>('monitorStatus');
+        if (s.phase === 'watching' && s.watchedRegion === 'us-west-2') break;
+        assert.ok(Date.now() < until, `monitor: ${JSON.stringify(s)}`);
+      }
+      const paused = await runCli(
+        ['monitor', 'pause', '-f', planFile, '--database', 'orders', '--reason', 'rebuild'],
+        env(),
+      );
+      assert.equal(paused.code, 0, paused.stderr);
+      for (const until = Date.now() + 15_000; ; await sleep(200)) {
+        const s = await monitor.query<MonitorStatus>('monitorStatus');
+        if (s.phase === 'paused') {
+          assert.deepEqual(s.pausedBy && [s.pausedBy.by, s.pausedBy.reason], ['carol', 'rebuild']);
+          break;
+        }
+        assert.ok(Date.now() < until, `monitor: ${JSON.stringify(s)}`);
+      }
+      const stopped = await runCli(['monitor', 'stop', '-f', planFile, '--database', 'orders'], env());
+      assert.equal(stopped.code, 0, stopped.stderr);
+      assert.equal((await handle.describe()).status.name, 'COMPLETED');
+    } finally {
+      await monitor.terminate('test cleanup').catch(() => undefined);
+      await restoreStackShape(stack);
+    }
+  });
+
+  for (const step of ['detect', 'dns', 'traffic', 'verify'] as const) {
+    it(`completes when every worker is SIGKILLed in the ${step} step, promoting once`, async () => {
+      const phaseOf = {
+        detect: 'detecting',
+        dns: 'switching-dns',
+        traffic: 'moving-traffic',
+        verify: 'verifying',
+      };
+      const later = [
+        'detecting',
+        'awaiting-approval',
+        'fencing',
+        'promoting',
+        'switching-dns',
+        'moving-traffic',
+        'verifying',
+        'completed',
+      ];
+      const timeline = await primaryTimeline(stack, 'us-east-1');
+      await stopPostgres(stack.layout, 'us-east-1');
+      try {
+        const started = await startFailover();
+        assert.equal(started.code, 0, started.stderr);
+        const handle = started.handle;
+        if (step !== 'detect') {
+          await waitPhase(handle, ['awaiting-approval']);
+          for (const who of ['alice', 'bob']) await runCli(['approve', WORKFLOW_ID, '--as', who], env());
+        }
+        const want = phaseOf[step];
+        const at = await waitPhase(handle, later.slice(later.indexOf(want)), 30_000);
+        await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+        process.stderr.write(`# SIGKILL aimed at ${step}: workers killed in phase ${at.phase}\n`);
+        await startWorkers();
+        if (step === 'detect') {
+          await waitPhase(handle, ['awaiting-approval'], 60_000);
+          for (const who of ['alice', 'bob']) await runCli(['approve', WORKFLOW_ID, '--as', who], env());
+        }
+        const result = (await handle.result()) as FailoverResult;
+        assert.equal(result.outcome, 'failed-over', result.message);
+        assert.equal(await primaryTimeline(stack, 'us-west-2'), timeline + 1);
+        const rows = await adminQuery<{ n: string }>(
+          stack,
+          'us-west-2',
+          `select count(*)::text as n from lifeboat.failover_epochs where run_id = $1 and event = 'promoted'`,
+          [(await handle.describe()).runId],
+        );
+        assert.equal(rows[0]!.n, '1');
+        assert.deepEqual(await dnsValues(), ['pg.us-west-2.lifeboat.internal.']);
+        assert.equal(await replicas('us-west-2'), 2);
+      } finally {
+        await restoreStackShape(stack);
+      }
+    });
+  }
 });
