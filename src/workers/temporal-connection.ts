@@ -20,15 +20,17 @@ export function temporalTarget(env: NodeJS.ProcessEnv = process.env): TemporalTa
   };
 }
 
-/** The Web UI page of a workflow, when the UI address is known (LIFEBOAT_WEB_UI or the dev server's). */
+/**
+ * The Web UI page of a workflow: LIFEBOAT_WEB_UI when set; for a dev server on loopback, its UI
+ * port, which `temporal server start-dev` puts 1000 above the frontend port.
+ */
 export function webUiLink(
   target: TemporalTarget,
   workflowId: string,
   env: NodeJS.ProcessEnv = process.env,
 ): string {
-  const base =
-    env.LIFEBOAT_WEB_UI ??
-    (/^(127\.0\.0\.1|localhost):7233$/.test(target.address) ? 'http://127.0.0.1:8233' : undefined);
+  const local = /^(127\.0\.0\.1|localhost):(\d+)$/.exec(target.address);
+  const base = env.LIFEBOAT_WEB_UI ?? (local ? `http://${local[1]}:${Number(local[2]) + 1000}` : undefined);
   const path = `/namespaces/${encodeURIComponent(target.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
   return base ? `${base.replace(/\/$/, '')}${path}` : `(Web UI) ${path}`;
 }
