@@ -13,6 +13,7 @@
 //   dies (setpriv --pdeathsig).
 // - Objects are written once: a segment is uploaded only if its key is absent; each partial
 //   upload has its own key (the LSN it reaches).
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -30,6 +31,7 @@ import type { MetricCounter, MetricGauge } from '@temporalio/common';
 import type pg from 'pg';
 import { LifeboatError } from '../domain/errors.ts';
 import { lsnDistance } from '../domain/lsn.ts';
+import { pickStoredSegment, type SealedWal, type WalRangeVerification } from '../domain/incremental.ts';
 import { dbnameOf, type Plan } from '../domain/plan.ts';
 import { repository } from '../domain/repository.ts';
 import {
@@ -47,7 +49,7 @@ import {
   type ArchiveWalResult,
   type WalFile,
 } from '../domain/wal.ts';
-import { createAgeEncryptor } from './pipeline/age.ts';
+import { createAgeDecryptor, createAgeEncryptor, identitiesFromText } from './pipeline/age.ts';
 import { conninfoValue, startWalReceiver, type WalReceiver } from './pipeline/wal-receiver.ts';
 import { scanSpool, seedPartial, spoolHasWal, validExtent } from './pipeline/wal-spool.ts';
 import type { Environment } from './ports/environment.ts';
@@ -64,6 +66,7 @@ export interface WalActivityDeps {
 }
 
 const zstdCompress = promisify(zlib.zstdCompress);
+const zstdDecompress = promisify(zlib.zstdDecompress);
 export const WAL_ZSTD_LEVEL = 3;
 const TICK_MS = 500;
 const HEARTBEAT_MS = 2000;
@@ -89,39 +92,143 @@ export function createWalActivities(deps: WalActivityDeps) {
     },
 
     /** Forces a WAL switch on the primary: the WAL up to now ends in a completed segment. */
-    async switchWal(input: { database: string; region: string }): Promise<{
-      lsn: string;
-      segment: string;
-      timeline: number;
-      walSegmentSize: number;
-    }> {
+    async switchWal(input: { database: string; region: string }): Promise<SealedWal> {
       const c = await connectPrimary(deps, input.database, input.region);
       try {
         // pg_switch_wal() returns the end of the switch record, inside the segment it completed
         // (or, with nothing written since the last switch, the start of the current one); either
         // way pg_walfile_name() of it names the last completed segment, as it takes a boundary
         // LSN to belong to the segment before.
-        const r = await c.query<{ lsn: string; walfile: string; seg: string }>(
+        const r = await c.query<{
+          lsn: string;
+          walfile: string;
+          seg: string;
+          sysid: string;
+          version: string;
+          vnum: number;
+          recovery: boolean;
+        }>(
           `select lsn::text, pg_walfile_name(lsn) as walfile,
-                  (select setting from pg_settings where name = 'wal_segment_size') as seg
+                  (select setting from pg_settings where name = 'wal_segment_size') as seg,
+                  (select system_identifier::text from pg_control_system()) as sysid,
+                  current_setting('server_version') as version,
+                  current_setting('server_version_num')::int as vnum,
+                  pg_is_in_recovery() as recovery
              from (select pg_switch_wal() as lsn) s`,
         );
         const row = r.rows[0]!;
         return {
-          lsn: row.lsn,
+          switchLsn: row.lsn,
           segment: row.walfile,
           timeline: timelineOf(row.walfile),
           walSegmentSize: Number(row.seg),
+          systemIdentifier: row.sysid,
+          serverVersion: row.version,
+          versionNum: row.vnum,
+          at: new Date().toISOString(),
         };
+      } catch (err) {
+        if (/recovery is in progress/.test((err as Error).message))
+          throw new LifeboatError(
+            'InvalidInput',
+            `the ${input.region} server of ${input.database} is in recovery, not a primary: WAL cannot be switched there`,
+          );
+        throw err;
       } finally {
         await c.end().catch(() => undefined);
       }
     },
 
-    /** Whether a completed segment is in storage. */
-    async walSegmentStored(input: { database: string; segment: string }): Promise<boolean> {
+    /**
+     * Waits until the archiver has stored a completed segment, looking every second (and
+     * heartbeating); false after `timeoutMs`.
+     */
+    async waitForWalSegment(input: {
+      database: string;
+      segment: string;
+      timeoutMs: number;
+    }): Promise<{ stored: boolean; waitedMs: number }> {
       const store = primaryStore(deps);
-      return (await store.head(repository.walSegment('', input.database, input.segment))) !== undefined;
+      const key = repository.walSegment('', input.database, input.segment);
+      const started = Date.now();
+      const signal = cancellationSignal();
+      for (;;) {
+        heartbeat({ segment: input.segment, waitedMs: Date.now() - started });
+        try {
+          if (await store.head(key)) return { stored: true, waitedMs: Date.now() - started };
+        } catch (err) {
+          log.warn(`looking for ${key}: ${describeAwsError(err)}`);
+        }
+        if (Date.now() - started >= input.timeoutMs) return { stored: false, waitedMs: Date.now() - started };
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        if (signal.aborted) throw signal.reason as Error;
+      }
+    },
+
+    /**
+     * Every segment from `firstSegno` to `lastSegno` in storage: read back, sha256 taken, and with
+     * the age identity opened and its first page header checked (address, system, size).
+     */
+    async verifyWalRange(input: {
+      database: string;
+      firstSegno: number;
+      lastSegno: number;
+      timeline: number;
+      walSegmentSize: number;
+      systemIdentifier: string;
+    }): Promise<WalRangeVerification> {
+      const store = primaryStore(deps);
+      const size = input.walSegmentSize;
+      const stored = new Map<number, string[]>();
+      for (const o of await store.list(repository.walPrefix('', input.database))) {
+        const name = /\/([0-9A-F]{24})\.zst\.age$/.exec(o.key)?.[1];
+        if (!name) continue;
+        const n = segmentNumber(name, size);
+        if (n >= input.firstSegno && n <= input.lastSegno) stored.set(n, [...(stored.get(n) ?? []), name]);
+      }
+      const identityEnv = deps.plan.storage.encryption.identityEnv;
+      const identity = deps.env[identityEnv];
+      const result: WalRangeVerification = {
+        objects: [],
+        missing: [],
+        rawBytes: 0,
+        method: identity ? 'content' : 'checksums',
+        detail: '',
+        recipients: planRecipients(deps.plan),
+      };
+      for (let n = input.firstSegno; n <= input.lastSegno; n++) {
+        heartbeat({ segno: n, of: input.lastSegno });
+        const segment = pickStoredSegment(stored, n, input.timeline);
+        if (!segment) {
+          result.missing.push(segmentName(input.timeline, n, size));
+          continue;
+        }
+        const key = repository.walSegment('', input.database, segment);
+        const sealed = Buffer.from(await store.get(key));
+        result.objects.push({
+          segment,
+          key,
+          bytes: sealed.length,
+          sha256: createHash('sha256').update(sealed).digest('hex'),
+        });
+        result.rawBytes += size;
+        if (identity) {
+          const problem = checkSegment(
+            await openWal(sealed, identity),
+            segment,
+            size,
+            input.systemIdentifier,
+          );
+          if (problem) throw new LifeboatError('IntegrityError', `${key}: ${problem}`);
+        }
+      }
+      const mib = (result.objects.reduce((t, o) => t + o.bytes, 0) / 2 ** 20).toFixed(1);
+      result.detail =
+        `${result.objects.length} WAL segment(s), ${mib} MiB stored: sha256 taken` +
+        (identity
+          ? '; each opened (age, zstd) and its page header checked (address, system identifier, size)'
+          : ` (content not opened: ${identityEnv} is not set on this worker)`);
+      return result;
     },
   };
 }
@@ -174,6 +281,38 @@ export async function sealWal(data: Uint8Array, recipients: string[], compress =
   for await (const chunk of Readable.from([plain]).pipe(createAgeEncryptor(recipients)))
     chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** age then zstd: a stored segment back to its bytes. */
+async function openWal(sealed: Buffer, identity: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of Readable.from([sealed]).pipe(
+    createAgeDecryptor(identitiesFromText(identity).length ? identitiesFromText(identity) : [identity]),
+  ))
+    chunks.push(chunk as Buffer);
+  return zstdDecompress(Buffer.concat(chunks));
+}
+
+/**
+ * The first page of a segment starts with XLogLongPageHeaderData: magic, info (2 + 2 bytes), timeline
+ * (4), the page's address (8 at offset 8), rem_len (4) and padding to 24, then the system identifier
+ * (8 at 24) and the segment size (4 at 32).
+ */
+export function checkSegment(
+  data: Buffer,
+  segment: string,
+  size: number,
+  systemIdentifier: string,
+): string | undefined {
+  if (data.length !== size) return `${data.length} bytes, not ${size}`;
+  const pageAddr = data.readBigUInt64LE(8);
+  const expected = BigInt(segmentNumber(segment, size)) * BigInt(size);
+  if (pageAddr !== expected) return `first page at ${pageAddr.toString(16)}, not ${expected.toString(16)}`;
+  const sysid = data.readBigUInt64LE(24).toString();
+  if (sysid !== systemIdentifier) return `system identifier ${sysid}, not ${systemIdentifier}`;
+  const segSize = data.readUInt32LE(32);
+  if (segSize !== size) return `segment size ${segSize} in its header, not ${size}`;
+  return undefined;
 }
 
 function pgBinary(env: Environment, versionNum: number, name: string): string {

@@ -1,0 +1,152 @@
+// incrementalBackupWorkflow against the real local stack, through the CLI: a full backup, a small
+// change, an incremental that names the WAL since (far fewer bytes than the full), the catalog
+// listing both, and the clear failures: no backup to build on, no archiver storing the WAL.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import pg from 'pg';
+import { parse, stringify } from 'yaml';
+import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
+import type { IncrementalBackupResult } from '../../src/domain/incremental.ts';
+import { parseManifest } from '../../src/domain/manifest.ts';
+import { workflowIds } from '../../src/domain/naming.ts';
+import { repository } from '../../src/domain/repository.ts';
+import { archiverSlotName } from '../../src/domain/wal.ts';
+import { loadPlan } from '../../src/workers/plan-file.ts';
+import { ensureStack, type TestStack } from '../support/stack.ts';
+import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+
+const DB = 'orders';
+
+describe('incremental backup on the local stack', () => {
+  let stack: TestStack;
+  let worker: WorkerProcess;
+  let connection: Connection;
+  let client: Client;
+  let store: ObjectStore;
+  let planFile: string;
+  let admin: pg.Client;
+  const cli = (args: string[]) => runCli([...args, '-f', planFile], stack.env);
+
+  before(async () => {
+    stack = await ensureStack();
+    connection = await Connection.connect({ address: stack.layout.temporal.address });
+    client = new Client({ connection });
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-incremental-'));
+    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as { storage: { primary: { url: string } } };
+    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-incremental-${Date.now()}`;
+    planFile = path.join(tmp, 'lifeboat.yaml');
+    fs.writeFileSync(planFile, stringify(raw));
+    store = createObjectStore(loadPlan(planFile).storage.primary, stack.env);
+    const conn = stack.plan.regions['us-east-1']!.postgres;
+    admin = new pg.Client({ ...conn, database: DB, password: stack.secrets.LIFEBOAT_PG_PASSWORD });
+    await admin.connect();
+    await client.workflow
+      .getHandle(workflowIds.walArchiver(DB))
+      .terminate('test starts afresh')
+      .catch(() => undefined);
+    await dropSlot(admin);
+    await admin.query('create table if not exists incremental_probe (id bigserial primary key, note text)');
+    worker = await startWorker('us-east-1', stack.layout.secretsFile, planFile, {
+      ...stack.env,
+      LIFEBOAT_SPOOL: path.join(tmp, 'spool'),
+    });
+  });
+
+  after(async () => {
+    await client?.workflow
+      .getHandle(workflowIds.walArchiver(DB))
+      .terminate('test over')
+      .catch(() => undefined);
+    await worker?.stop('SIGTERM');
+    if (admin) {
+      await dropSlot(admin).catch(() => undefined);
+      await admin.query('drop table if exists incremental_probe').catch(() => undefined);
+      await admin.end();
+    }
+    await connection?.close();
+  });
+
+  it('refuses without a backup to build on, saying what to do', async () => {
+    const run = await cli(['backup', 'incremental', '--database', DB]);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(run.stderr, /no backup of orders to build on: take a full backup first/);
+  });
+
+  it('seals the WAL since a full backup: far fewer bytes, parent named, in the catalog', async () => {
+    const archiver = await cli(['archiver', 'start', '--database', DB]);
+    assert.equal(archiver.code, 0, archiver.stderr);
+    const full = await cli(['backup', 'full', '--database', DB, '--json']);
+    assert.equal(full.code, 0, full.stderr);
+    const fullResult = JSON.parse(full.stdout) as { backupId: string; storedBytes: number; stopLsn: string };
+
+    await admin.query(
+      `insert into incremental_probe (note) select 'small change ' || g from generate_series(1, 500) g`,
+    );
+    const run = await cli(['backup', 'incremental', '--database', DB, '--json']);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const inc = JSON.parse(run.stdout) as IncrementalBackupResult;
+    assert.equal(inc.outcome, 'completed');
+    assert.equal(inc.parent, fullResult.backupId);
+    assert.equal(inc.startLsn, fullResult.stopLsn);
+    assert.ok(inc.segments >= 1);
+    assert.ok(
+      inc.storedBytes * 5 < fullResult.storedBytes,
+      `incremental ${inc.storedBytes} bytes vs full ${fullResult.storedBytes}`,
+    );
+    process.stderr.write(
+      `# full ${fullResult.storedBytes} bytes stored; incremental after 500 rows: ${inc.segments} segment(s), ${inc.storedBytes} bytes, archived ${inc.archiveWaitMs} ms after the switch, ${inc.durationMs} ms in all\n`,
+    );
+
+    const text = Buffer.from(await store.get(repository.manifest('', DB, inc.backupId))).toString('utf8');
+    const parsed = parseManifest(text);
+    assert.ok(parsed.ok, JSON.stringify(parsed));
+    assert.equal(parsed.manifest.kind, 'incremental');
+    assert.equal(parsed.manifest.verification.method, 'content');
+    assert.ok(parsed.manifest.objects.every((o) => o.role === 'wal' && o.format === 'zstd+age'));
+
+    const list = await cli(['backups', 'list', '--database', DB, '--json']);
+    assert.equal(list.code, 0, list.stderr);
+    const listed = JSON.stringify(JSON.parse(list.stdout));
+    assert.match(
+      listed,
+      new RegExp(`"id":"${inc.backupId}","kind":"incremental","parent":"${fullResult.backupId}"`),
+    );
+
+    // The next incremental builds on this one: consecutive ranges never overlap.
+    await admin.query(`insert into incremental_probe (note) values ('another change')`);
+    const next = JSON.parse(
+      (await cli(['backup', 'incremental', '--database', DB, '--json'])).stdout,
+    ) as IncrementalBackupResult;
+    assert.equal(next.parent, inc.backupId);
+    assert.equal(next.startLsn, inc.stopLsn);
+    assert.notEqual(next.firstSegment, inc.lastSegment);
+  });
+
+  it('fails clearly when the archiver does not store the WAL', async () => {
+    const stop = await cli(['archiver', 'stop', '--database', DB]);
+    assert.equal(stop.code, 0, stop.stderr);
+    await admin.query(`insert into incremental_probe (note) values ('while nobody archives')`);
+    const run = await cli(['backup', 'incremental', '--database', DB, '--archive-timeout', '3s']);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(run.stderr, /was not archived within 3s: is the WAL archiver of orders running/);
+  });
+});
+
+async function dropSlot(c: pg.Client): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    const r = await c.query<{ active: boolean }>(
+      'select active from pg_replication_slots where slot_name = $1',
+      [archiverSlotName(DB)],
+    );
+    if (r.rowCount === 0) return;
+    if (!r.rows[0]!.active) {
+      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
