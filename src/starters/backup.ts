@@ -21,9 +21,11 @@ import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
 export const summary =
-  'take a backup: full --database <db> [--detach] [--max-rate 50M] [--checkpoint spread]';
+  'take a backup: full|incremental --database <db> [--detach] [--max-rate 50M] [--checkpoint spread]';
 
 export async function run(argv: string[]): Promise<number> {
+  // `backup incremental` has options of its own (--archive-timeout).
+  if (argv.includes('incremental')) return (await import('./backup-incremental.ts')).run(argv);
   const args = parseCommandArgs(
     'backup',
     argv,
@@ -41,12 +43,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!args) return EXIT.badInput;
   const problems: string[] = [];
   const [kind, ...extra] = args._;
-  if (kind !== 'full')
-    problems.push(
-      kind === 'incremental'
-        ? 'incremental: not available yet; take a full backup (lifeboat backup full --database <db>)'
-        : 'expected: lifeboat backup full --database <db>',
-    );
+  if (kind !== 'full') problems.push('expected: lifeboat backup full|incremental --database <db>');
   if (extra.length) problems.push(`unexpected arguments: ${extra.join(' ')}`);
   let plan;
   try {

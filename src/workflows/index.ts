@@ -5,3 +5,4 @@ export { fullBackupWorkflow } from './full-backup.ts';
 export { walArchiverWorkflow } from './wal-archiver.ts';
 export { pointInTimeRestoreWorkflow } from './point-in-time-restore.ts';
 export { regionHealthMonitorWorkflow } from './region-health-monitor.ts';
+export { incrementalBackupWorkflow } from './incremental-backup.ts';
