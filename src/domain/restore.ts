@@ -345,3 +345,15 @@ export function segmentsBetween(first: string, last: string, segmentSize: number
   if (timelineOf(first) !== timelineOf(last)) return 0;
   return segmentNumber(last, segmentSize) - segmentNumber(first, segmentSize) + 1;
 }
+
+/** The Web UI's summary of a finished restore (also what `lifeboat restore` prints). */
+export function summarizeRestore(r: RestoreResult): string {
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  return [
+    `restored ${r.database} to ${r.target} in ${r.region}: reached lsn ${r.achieved.lsn}, last transaction ${r.achieved.lastTransactionTime ?? 'none replayed'}, timeline ${r.achieved.timeline}, ${r.achieved.state}`,
+    ...(r.note ? [r.note] : []),
+    `RTO ${s(r.rto.totalMs)}: download ${s(r.rto.downloadMs)}, start ${s(r.rto.startMs)}, replay ${s(r.rto.replayMs)}, validate ${s(r.rto.validateMs)}`,
+    `chain: ${r.chain.backupId} + WAL ${r.chain.firstSegment}…${r.chain.lastSegment}; ${r.bytes.stored} bytes downloaded, ${r.bytes.raw} restored`,
+    `connect: ${r.instance.url} (data directory ${r.instance.dataDir})`,
+  ].join('\n');
+}

@@ -7,6 +7,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { workflowIds } from '../domain/naming.ts';
 import {
   parseRestoreTarget,
+  summarizeRestore,
   type RestoreInput,
   type RestoreProgress,
   type RestoreResult,
@@ -14,7 +15,7 @@ import {
 import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
 import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
-import { summarize, type pointInTimeRestoreWorkflow } from '../workflows/point-in-time-restore.ts';
+import type { pointInTimeRestoreWorkflow } from '../workflows/point-in-time-restore.ts';
 import { parseCommandArgs } from './args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
@@ -127,7 +128,7 @@ export async function run(argv: string[]): Promise<number> {
       await follow;
     }
     if (args.json) printJson({ workflowId, webUi: link, ...result });
-    else process.stdout.write(`${summarize(result)}\n`);
+    else process.stdout.write(`${summarizeRestore(result)}\n`);
     return EXIT.ok;
   } finally {
     await close();

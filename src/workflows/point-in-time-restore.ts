@@ -21,6 +21,7 @@ import { regionTaskQueue, type Plan } from '../domain/plan.ts';
 import {
   parseRestoreTarget,
   resolveRestoreChain,
+  summarizeRestore,
   restoreInputSchema,
   validationProblems,
   type RestoreInput,
@@ -239,7 +240,7 @@ export async function pointInTimeRestoreWorkflow(rawInput: RestoreInput): Promis
       },
       validation,
     };
-    enter('completed', summarize(result));
+    enter('completed', summarizeRestore(result));
     upsertSearchAttributes([{ key: searchAttributeKeys.outcome, value: 'completed' }]);
     return result;
   } catch (err) {
@@ -257,16 +258,4 @@ export async function pointInTimeRestoreWorkflow(rawInput: RestoreInput): Promis
     }
     throw err;
   }
-}
-
-/** The Web UI's summary of a finished restore (also what `lifeboat restore` prints). */
-export function summarize(r: RestoreResult): string {
-  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-  return [
-    `restored ${r.database} to ${r.target} in ${r.region}: reached lsn ${r.achieved.lsn}, last transaction ${r.achieved.lastTransactionTime ?? 'none replayed'}, timeline ${r.achieved.timeline}, ${r.achieved.state}`,
-    ...(r.note ? [r.note] : []),
-    `RTO ${s(r.rto.totalMs)}: download ${s(r.rto.downloadMs)}, start ${s(r.rto.startMs)}, replay ${s(r.rto.replayMs)}, validate ${s(r.rto.validateMs)}`,
-    `chain: ${r.chain.backupId} + WAL ${r.chain.firstSegment}…${r.chain.lastSegment}; ${r.bytes.stored} bytes downloaded, ${r.bytes.raw} restored`,
-    `connect: ${r.instance.url} (data directory ${r.instance.dataDir})`,
-  ].join('\n');
 }
