@@ -5,6 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FailoverProgress } from '../domain/failover.ts';
 import { parseCommandArgs } from './args.ts';
 import { renderFailoverProgress } from './failover-view.ts';
+import type { RestoreProgress } from '../domain/restore.ts';
+import { renderRestoreProgress } from './restore.ts';
 import { readBackupStatus, renderBackupStatus } from './backup-view.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
@@ -32,16 +34,28 @@ export async function run(argv: string[]): Promise<number> {
     for (;;) {
       const d = await handle.describe();
       const backup = d.type === 'fullBackupWorkflow' ? await readBackupStatus(client, handle, d) : undefined;
-      const progress = backup
-        ? undefined
-        : await handle.query<FailoverProgress>('progress').catch(() => undefined);
+      const restore =
+        d.type === 'pointInTimeRestoreWorkflow'
+          ? await handle.query<RestoreProgress>('progress').catch(() => undefined)
+          : undefined;
+      const progress =
+        backup || restore
+          ? undefined
+          : await handle.query<FailoverProgress>('progress').catch(() => undefined);
       const view = args.json
-        ? JSON.stringify({ workflowId, type: d.type, status: d.status.name, progress: backup ?? progress })
-        : backup
-          ? `${d.type} ${workflowId}: ${d.status.name}\n${renderBackupStatus(backup)}`
-          : progress
-            ? `${d.type} ${workflowId}: ${d.status.name}\n${renderFailoverProgress(progress)}`
-            : `${d.type} ${workflowId}: ${d.status.name} (started ${d.startTime.toISOString()})\n`;
+        ? JSON.stringify({
+            workflowId,
+            type: d.type,
+            status: d.status.name,
+            progress: backup ?? restore ?? progress,
+          })
+        : restore
+          ? `${d.type} ${workflowId}: ${d.status.name}\n${renderRestoreProgress(restore)}\n`
+          : backup
+            ? `${d.type} ${workflowId}: ${d.status.name}\n${renderBackupStatus(backup)}`
+            : progress
+              ? `${d.type} ${workflowId}: ${d.status.name}\n${renderFailoverProgress(progress)}`
+              : `${d.type} ${workflowId}: ${d.status.name} (started ${d.startTime.toISOString()})\n`;
       if (view !== last) {
         if (args.json) printJson(JSON.parse(view));
         else process.stdout.write(view);
