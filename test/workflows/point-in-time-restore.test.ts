@@ -18,7 +18,12 @@ import { createObjectStore, type ObjectStore } from '../../src/activities/ports/
 import { parseLsn } from '../../src/domain/lsn.ts';
 import { workflowIds } from '../../src/domain/naming.ts';
 import { repository } from '../../src/domain/repository.ts';
-import type { RestoreInput, RestoreProgress, RestoreResult } from '../../src/domain/restore.ts';
+import {
+  summarizeRestore,
+  type RestoreInput,
+  type RestoreProgress,
+  type RestoreResult,
+} from '../../src/domain/restore.ts';
 import { archiverSlotName, segmentOfLsn } from '../../src/domain/wal.ts';
 import { loadPlan } from '../../src/workers/plan-file.ts';
 import type { pointInTimeRestoreWorkflow } from '../../src/workflows/point-in-time-restore.ts';
@@ -206,10 +211,37 @@ describe('point-in-time restore on the local stack', () => {
       assert.ok(r.bytes.stored > 0 && r.bytes.raw > r.bytes.stored / 2);
       for (const k of ['downloadMs', 'startMs', 'replayMs', 'validateMs', 'totalMs'] as const)
         assert.ok(r.rto[k] >= 0, k);
+      console.log(summarizeRestore(r));
       const desc = await handle.describe();
       assert.equal(desc.status.name, 'COMPLETED');
+      const status = await runCli(['status', handle.workflowId], stack.env);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(
+        status.stdout,
+        /pointInTimeRestoreWorkflow .*: COMPLETED\n.*: completed since .*; backup orders-full-/,
+      );
     },
   );
+
+  it('latest, and a time after the last archived commit: the end of the archive is reached and said', async () => {
+    const latest = await (await restore({ target: 'latest' }, 'latest')).result();
+    restored.push(latest);
+    assert.deepEqual(await rowsIn(latest), upTo(ROWS));
+    assert.equal(latest.achieved.reachedEndOfArchive, true);
+    assert.match(
+      latest.note ?? '',
+      /stopped at the end of the archive: lsn \S+, \d+ bytes before the end of the newest archived WAL/,
+    );
+    const late = await (
+      await restore({ target: new Date(Date.now() - 1000).toISOString() }, 'late')
+    ).result();
+    restored.push(late);
+    assert.deepEqual(await rowsIn(late), upTo(ROWS));
+    console.log(summarizeRestore(late));
+    assert.equal(late.achieved.state, 'promoted');
+    assert.equal(late.achieved.reachedEndOfArchive, true);
+    assert.match(late.note ?? '', /the archive holds nothing after .*, before the target/);
+  });
 
   it('restores to an LSN and to a named restore point, exactly', async () => {
     const byLsn = await (await restore({ target: `lsn:${marks[39]!.lsn}` }, 'lsn')).result();
