@@ -49,6 +49,7 @@ import {
   type ArchiveWalResult,
   type WalFile,
 } from '../domain/wal.ts';
+import { loadRecipients } from './backup.ts';
 import { createAgeDecryptor, createAgeEncryptor, identitiesFromText } from './pipeline/age.ts';
 import { conninfoValue, startWalReceiver, type WalReceiver } from './pipeline/wal-receiver.ts';
 import { scanSpool, seedPartial, spoolHasWal, validExtent } from './pipeline/wal-spool.ts';
@@ -194,7 +195,7 @@ export function createWalActivities(deps: WalActivityDeps) {
         rawBytes: 0,
         method: identity ? 'content' : 'checksums',
         detail: '',
-        recipients: planRecipients(deps.plan),
+        recipients: loadRecipients(deps.plan),
       };
       for (let n = input.firstSegno; n <= input.lastSegno; n++) {
         heartbeat({ segno: n, of: input.lastSegno });
@@ -247,31 +248,6 @@ function primaryStore(deps: WalActivityDeps): ObjectStore {
   return store;
 }
 
-/** The plan's age recipients: inline, or the `age1…` lines of recipientsFile. */
-export function planRecipients(plan: Plan): string[] {
-  const enc = plan.storage.encryption;
-  if (enc.recipients) return enc.recipients;
-  let text: string;
-  try {
-    text = fs.readFileSync(enc.recipientsFile!, 'utf8');
-  } catch (err) {
-    throw new LifeboatError(
-      'InvalidInput',
-      `storage.encryption.recipientsFile: cannot read ${enc.recipientsFile}: ${(err as Error).message}`,
-    );
-  }
-  const recipients = text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l.startsWith('age1'));
-  if (recipients.length === 0)
-    throw new LifeboatError(
-      'InvalidInput',
-      `storage.encryption.recipientsFile: no age1… line in ${enc.recipientsFile}`,
-    );
-  return recipients;
-}
-
 /** zstd then age: what `age -d -i key | zstd -d` turns back into the segment. */
 export async function sealWal(data: Uint8Array, recipients: string[], compress = true): Promise<Buffer> {
   const plain = compress
@@ -283,11 +259,12 @@ export async function sealWal(data: Uint8Array, recipients: string[], compress =
   return Buffer.concat(chunks);
 }
 
-/** age then zstd: a stored segment back to its bytes. */
+/** age then zstd: a stored segment back to its bytes. `identity` is a key or a key file's text. */
 async function openWal(sealed: Buffer, identity: string): Promise<Buffer> {
+  const identities = identitiesFromText(identity);
   const chunks: Buffer[] = [];
   for await (const chunk of Readable.from([sealed]).pipe(
-    createAgeDecryptor(identitiesFromText(identity).length ? identitiesFromText(identity) : [identity]),
+    createAgeDecryptor(identities.length ? identities : [identity]),
   ))
     chunks.push(chunk as Buffer);
   return zstdDecompress(Buffer.concat(chunks));
@@ -377,7 +354,7 @@ class ArchiveRun {
       throw new LifeboatError('UnknownReference', `database "${input.database}" is not in the plan`);
     this.slot = archiverSlotName(input.database);
     this.store = primaryStore(deps);
-    this.recipients = planRecipients(deps.plan);
+    this.recipients = loadRecipients(deps.plan);
     this.spool = path.join(
       deps.spoolDir ?? path.resolve('.lifeboat', 'spool'),
       deps.plan.name,
