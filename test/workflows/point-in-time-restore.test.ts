@@ -292,6 +292,34 @@ describe('point-in-time restore on the local stack', () => {
     );
   });
 
+  it('refuses a directory that holds a running cluster or files of its own, touching nothing', async () => {
+    const live = stack.layout.postgres['us-west-2'].dataDir;
+    const before = fs.readdirSync(live).sort();
+    const onLive = await restore({ target: 'latest', dataDir: live }, 'on-live');
+    await assert.rejects(onLive.result(), (err: unknown) => {
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(
+        (err.cause as { cause?: Error } | undefined)?.cause?.message ?? '',
+        /holds a running PostgreSQL server \(postmaster\.pid\); refusing/,
+      );
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync(live).sort(), before);
+    const busy = path.join(tmp, 'busy');
+    fs.mkdirSync(busy);
+    fs.writeFileSync(path.join(busy, 'precious.txt'), 'keep me');
+    const onBusy = await restore({ target: 'latest', dataDir: busy }, 'on-busy');
+    await assert.rejects(onBusy.result(), (err: unknown) => {
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.match(
+        (err.cause as { cause?: Error } | undefined)?.cause?.message ?? '',
+        /is not empty and not this restore's \(precious\.txt\)/,
+      );
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync(busy), ['precious.txt']);
+  });
+
   it(
     'completes correctly when the worker is SIGKILLed during the download and again during replay',
     { timeout: 150_000 },
