@@ -40,6 +40,13 @@ export const repository = {
   manifest: (prefix: string, database: string, id: string) =>
     joinKey(prefix, 'databases', database, 'manifests', `${id}.json`),
 
+  /** Legal-hold markers of a database, one folder per backup. */
+  legalHoldsPrefix: (prefix: string, database: string) =>
+    joinKey(prefix, 'databases', database, 'holds') + '/',
+  /** One write-once marker per hold or release: the latest decides (releasing never edits the hold). */
+  legalHoldEvent: (prefix: string, database: string, id: string, at: Date, action: 'hold' | 'release') =>
+    joinKey(prefix, 'databases', database, 'holds', id, `${compactTime(at)}-${action}.json`),
+
   walPrefix: (prefix: string, database: string) => joinKey(prefix, 'databases', database, 'wal') + '/',
   /** A completed WAL segment, e.g. 000000010000000000000003. */
   walSegment: (prefix: string, database: string, segment: string) =>

@@ -33,8 +33,8 @@ export interface ObjectStore {
   get(key: string): Promise<Uint8Array>;
   /** Deletes an object under the store's prefix. */
   delete(key: string): Promise<void>;
-  /** Size and ETag of an object, or undefined when there is none. */
-  head(key: string): Promise<{ size: number; etag?: string } | undefined>;
+  /** Size, ETag and S3 Object Lock state of an object, or undefined when there is none. */
+  head(key: string): Promise<ObjectHead | undefined>;
   /** A stream of an object's bytes, or of the inclusive byte range [start, end]. */
   getStream(key: string, range?: { start: number; end?: number }): Promise<Readable>;
   /** Every object whose key starts with `keyPrefix` (keys relative to the store's prefix). */
@@ -49,6 +49,15 @@ export interface ObjectStore {
   abortMultipartUpload(key: string, uploadId: string): Promise<void>;
   /** Unfinished multipart uploads whose key starts with `keyPrefix`. */
   listMultipartUploads(keyPrefix: string): Promise<PendingUpload[]>;
+}
+
+export interface ObjectHead {
+  size: number;
+  etag?: string;
+  /** Object Lock retention (GOVERNANCE or COMPLIANCE) and until when; absent when not locked. */
+  lock?: { mode: string; retainUntil: string };
+  /** An S3 Object Lock legal hold is on. */
+  legalHold?: boolean;
 }
 
 export interface StoredObject {
@@ -128,7 +137,16 @@ export function createObjectStore(location: StorageLocation, env: Environment): 
     async head(key) {
       try {
         const out = await s3().send(new HeadObjectCommand({ Bucket: bucket, Key: full(key) }));
-        return { size: out.ContentLength ?? 0, etag: out.ETag };
+        return {
+          size: out.ContentLength ?? 0,
+          etag: out.ETag,
+          ...(out.ObjectLockMode && out.ObjectLockRetainUntilDate
+            ? {
+                lock: { mode: out.ObjectLockMode, retainUntil: out.ObjectLockRetainUntilDate.toISOString() },
+              }
+            : {}),
+          ...(out.ObjectLockLegalHoldStatus === 'ON' ? { legalHold: true } : {}),
+        };
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;
