@@ -11,6 +11,8 @@
 //   4. Nothing younger than minAge, nothing under legal hold.
 //   5. Chains: every kept incremental keeps its parent, transitively, back to its full.
 // WAL is kept from the oldest kept full's start LSN onwards (a restore from it replays all of it).
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
 import { parseLsn } from './lsn.ts';
 import { segmentEndLsn } from './wal.ts';
 
@@ -210,4 +212,68 @@ export function expiredWalSegments(
 export function applyRetention(backups: RetentionBackup[], plan: RetentionPlan): RetentionBackup[] {
   const gone = new Set(plan.deleted.map((d) => d.id));
   return backups.filter((b) => !gone.has(b.id));
+}
+
+/** One write-once legal-hold marker: a hold, or its release (a later hold holds again). */
+export interface LegalHoldEvent {
+  backupId: string;
+  action: 'hold' | 'release';
+  at: string;
+  by: string;
+  reason: string;
+}
+
+/** The holds in force: for each backup, its latest event is a hold. */
+export function activeHolds(events: LegalHoldEvent[]): LegalHold[] {
+  const latest = new Map<string, LegalHoldEvent>();
+  for (const e of [...events].sort((a, b) => Date.parse(a.at) - Date.parse(b.at))) latest.set(e.backupId, e);
+  return [...latest.values()]
+    .filter((e) => e.action === 'hold')
+    .map((e) => ({ backupId: e.backupId, reason: `legal hold by ${e.by} at ${e.at}: ${e.reason}` }));
+}
+
+export const retentionInputSchema = z.strictObject({
+  database: z.string().min(1),
+  /** Print what would go and why; delete nothing. */
+  dryRun: z.boolean().default(false),
+  /** The window that must stay recoverable; defaults to the policy's minAge. */
+  pitrWindow: z
+    .string()
+    .refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 7d')
+    .optional(),
+});
+export type RetentionWorkflowInput = z.input<typeof retentionInputSchema>;
+
+/** What the workflow reads before deciding: the catalog, the holds, the WAL archive's listing. */
+export interface RetentionInventory {
+  database: string;
+  policy: RetentionPolicy;
+  backups: (RetentionBackup & { objectKeys: string[] })[];
+  holdEvents: LegalHoldEvent[];
+  /** Archived WAL: completed segment names with every object key stored for them. */
+  wal: { segment: string; keys: string[] }[];
+  walSegmentSize: number | null;
+  /** Manifests that could not be read: reported; their backups are never touched. */
+  problems: string[];
+}
+
+/** An object that Object Lock (retention or legal hold) protects: skipped, never deleted. */
+export interface LockedObject {
+  key: string;
+  why: string;
+}
+
+export interface RetentionResult {
+  database: string;
+  dryRun: boolean;
+  now: string;
+  pitrWindowMs: number;
+  plan: RetentionPlan;
+  /** Backups whose manifest and objects were deleted (empty in a dry run). */
+  deletedBackups: string[];
+  /** Backups left in place because an object of theirs is locked. */
+  skippedBackups: { id: string; locked: LockedObject[] }[];
+  /** WAL objects the plan expires (deleted unless dry run), and those left because locked. */
+  wal: { expired: number; deleted: number; locked: LockedObject[]; keepFromLsn: string | null };
+  problems: string[];
 }

@@ -1,0 +1,99 @@
+// Retention: GFS pruning of one database's backups and archived WAL. The plan is computed in the
+// workflow from an inventory read by an activity (so a dry run and the real run decide alike, and
+// the decision is in history); deletions are activities that check S3 Object Lock first and are
+// idempotent, so a worker lost mid-way is simply retried. Workflow id retention-<db>: one at a time.
+import { proxyActivities, setCurrentDetails } from '@temporalio/workflow';
+import { parseDuration } from '../domain/duration.ts';
+import { NON_RETRYABLE_ERROR_TYPES } from '../domain/errors.ts';
+import {
+  activeHolds,
+  expiredWalSegments,
+  planRetention,
+  retentionInputSchema,
+  type RetentionResult,
+  type RetentionWorkflowInput,
+} from '../domain/retention.ts';
+import { parseWorkflowInput } from './input.ts';
+import type { Activities } from '../activities/index.ts';
+
+/** Listing and deleting objects: short calls, retried with backoff. */
+const apiCall = {
+  startToCloseTimeout: '5m',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 6,
+    nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+  },
+} as const;
+
+const { readRetentionInventory, deleteBackup, deleteWalObjects } = proxyActivities<Activities>(apiCall);
+
+/** WAL objects per deletion activity: bounded so each call stays well inside its timeout. */
+const WAL_BATCH = 200;
+
+export async function retentionWorkflow(rawInput: RetentionWorkflowInput): Promise<RetentionResult> {
+  const input = parseWorkflowInput(retentionInputSchema, rawInput ?? {}, 'retentionWorkflow');
+  const inv = await readRetentionInventory({ database: input.database });
+  const now = new Date().toISOString();
+  const pitrWindowMs = input.pitrWindow ? parseDuration(input.pitrWindow)! : inv.policy.minAgeMs;
+  const plan = planRetention({
+    backups: inv.backups,
+    policy: inv.policy,
+    now,
+    holds: activeHolds(inv.holdEvents),
+    pitrWindowMs,
+  });
+  const expiredSegments = new Set(
+    inv.walSegmentSize === null
+      ? []
+      : expiredWalSegments(
+          inv.wal.map((w) => w.segment),
+          plan.walKeepFromLsn,
+          inv.walSegmentSize,
+        ),
+  );
+  const walKeys = inv.wal.filter((w) => expiredSegments.has(w.segment)).flatMap((w) => w.keys);
+  const result: RetentionResult = {
+    database: input.database,
+    dryRun: input.dryRun,
+    now,
+    pitrWindowMs,
+    plan,
+    deletedBackups: [],
+    skippedBackups: [],
+    wal: { expired: walKeys.length, deleted: 0, locked: [], keepFromLsn: plan.walKeepFromLsn },
+    problems: [...inv.problems, ...plan.warnings],
+  };
+  setCurrentDetails(
+    `${input.dryRun ? '**dry run** — would delete' : 'deleting'} ${plan.deleted.length} backup(s), keeping ${plan.kept.length}; ${walKeys.length} WAL object(s) expired`,
+  );
+  if (input.dryRun) return result;
+
+  const objectKeys = new Map(inv.backups.map((b) => [b.id, b.objectKeys]));
+  // Newest first: an incremental goes before the backups its (also expired) chain builds on.
+  for (const d of [...plan.deleted].reverse()) {
+    const r = await deleteBackup({
+      database: input.database,
+      id: d.id,
+      objectKeys: objectKeys.get(d.id) ?? [],
+    });
+    if (r.deleted) result.deletedBackups.push(d.id);
+    else result.skippedBackups.push({ id: d.id, locked: r.locked });
+  }
+  // An unreadable manifest means the catalog is incomplete: a backup we cannot see may need WAL.
+  if (inv.problems.length === 0) {
+    for (let i = 0; i < walKeys.length; i += WAL_BATCH) {
+      const r = await deleteWalObjects({ keys: walKeys.slice(i, i + WAL_BATCH) });
+      result.wal.deleted += r.deleted;
+      result.wal.locked.push(...r.locked);
+    }
+  } else {
+    result.problems.push('WAL not pruned: the catalog has unreadable manifests, whose backups may need it');
+  }
+  setCurrentDetails(
+    `deleted ${result.deletedBackups.length} backup(s), ${result.skippedBackups.length} skipped (Object Lock); ${result.wal.deleted} WAL object(s) deleted`,
+  );
+  return result;
+}
