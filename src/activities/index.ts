@@ -16,6 +16,7 @@ import { createPostgresFailoverActivities } from './postgres-failover.ts';
 import { createStorageActivities, type StorageLocationName } from './storage.ts';
 import { createWalActivities } from './wal.ts';
 import { createRestoreActivities } from './restore.ts';
+import { createRetentionActivities } from './retention.ts';
 
 export interface ActivityDeps {
   plan: Plan;
@@ -41,6 +42,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPostgresFailoverActivities(deps),
     ...createWalActivities(deps),
     ...createRestoreActivities(deps),
+    ...createRetentionActivities(deps),
   };
 }
 

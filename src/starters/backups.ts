@@ -12,9 +12,11 @@ import { parseCommandArgs } from './args.ts';
 import { mib } from './backup-view.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 
-export const summary = 'the backup catalog: list --database <db> [--json]';
+export const summary =
+  'the backup catalog: list --database <db> [--json]; hold|release --database <db> --backup <id> --reason <text>';
 
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === 'hold' || argv[0] === 'release') return (await import('./backups-hold.ts')).run(argv);
   const args = parseCommandArgs(
     'backups',
     argv,

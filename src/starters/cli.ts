@@ -18,6 +18,7 @@ const commands: Record<string, () => Promise<Command>> = {
   'codec-server': () => import('./codec-server.ts'),
   restore: () => import('./restore.ts'),
   'wal-fetch': () => import('./wal-fetch.ts'),
+  retention: () => import('./retention.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -6,3 +6,4 @@ export { walArchiverWorkflow } from './wal-archiver.ts';
 export { pointInTimeRestoreWorkflow } from './point-in-time-restore.ts';
 export { regionHealthMonitorWorkflow } from './region-health-monitor.ts';
 export { incrementalBackupWorkflow } from './incremental-backup.ts';
+export { retentionWorkflow } from './retention.ts';
