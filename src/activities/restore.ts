@@ -53,7 +53,7 @@ interface Marker {
   rawBytes?: number;
 }
 
-/** The sidecar folder beside a data directory: wal-fetch config, log, socket. */
+/** The sidecar folder beside a data directory: wal-fetch config, storage CA, server log. */
 export function sidecarOf(dataDir: string): string {
   return path.join(path.dirname(dataDir), `${path.basename(dataDir)}.lifeboat`);
 }
@@ -297,7 +297,8 @@ export function createRestoreActivities(deps: RestoreDeps) {
         const options = [
           `-c port=${p}`,
           `-c listen_addresses='127.0.0.1'`,
-          `-c unix_socket_directories='${side}'`,
+          // TCP only: a socket path under a long data directory exceeds the 107-byte limit.
+          "-c unix_socket_directories=''",
           `-c cluster_name='${input.restoreId}'`,
           // The restored server must never write into the source's archive or stream from it.
           '-c archive_mode=off',
@@ -384,7 +385,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
               '-l',
               logFile,
               '-o',
-              `-c port=${input.port} -c listen_addresses='127.0.0.1' -c unix_socket_directories='${sidecar}' -c archive_mode=off -c hot_standby=on`,
+              `-c port=${input.port} -c listen_addresses='127.0.0.1' -c unix_socket_directories='' -c archive_mode=off -c hot_standby=on`,
             ]);
             await run(cmd, args).catch(() => undefined);
             continue;

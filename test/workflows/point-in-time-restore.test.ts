@@ -27,6 +27,7 @@ import {
 import { archiverSlotName, segmentOfLsn } from '../../src/domain/wal.ts';
 import { loadPlan } from '../../src/workers/plan-file.ts';
 import type { pointInTimeRestoreWorkflow } from '../../src/workflows/point-in-time-restore.ts';
+import { stackUp } from '../../src/stack/stack.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
@@ -356,6 +357,40 @@ describe('point-in-time restore on the local stack', () => {
       );
     },
   );
+
+  it('latest with the primary stopped: restores everything archived and says how far that is', async () => {
+    const primary = stack.layout.postgres['us-east-1'];
+    await admin.end();
+    execFileSync('runuser', [
+      '-u',
+      stack.layout.postgres.osUser,
+      '--',
+      path.join(stack.layout.postgres.binDir, 'pg_ctl'),
+      'stop',
+      '-m',
+      'fast',
+      '-w',
+      '-D',
+      primary.dataDir,
+    ]);
+    try {
+      const r = await (await restore({ target: 'latest' }, 'primary-gone')).result();
+      restored.push(r);
+      assert.deepEqual(await rowsIn(r), upTo(ROWS));
+      assert.equal(r.achieved.reachedEndOfArchive, true);
+      assert.match(r.note ?? '', /stopped at the end of the archive: lsn /);
+    } finally {
+      await stackUp(stack.layout, stack.plan);
+      admin = new pg.Client({
+        host: primary.host,
+        port: primary.port,
+        user: stack.plan.regions['us-east-1']!.postgres.user,
+        database: DB,
+        password: stack.secrets.LIFEBOAT_PG_PASSWORD,
+      });
+      await admin.connect();
+    }
+  });
 });
 
 function stopInstance(stack: TestStack, dataDir: string): void {
