@@ -277,3 +277,26 @@ export interface RetentionResult {
   wal: { expired: number; deleted: number; locked: LockedObject[]; keepFromLsn: string | null };
   problems: string[];
 }
+
+/**
+ * The backup `id` stands on: its parent chain back to the full (oldest last). A backup that must
+ * stay (left under Object Lock) keeps these too, or the catalog would list a broken chain.
+ */
+export function ancestorsOf(backups: RetentionBackup[], id: string): string[] {
+  const byId = new Map(backups.map((b) => [b.id, b]));
+  const out: string[] = [];
+  for (
+    let b = byId.get(id);
+    b?.parent && byId.has(b.parent) && !out.includes(b.parent);
+    b = byId.get(b.parent)
+  )
+    out.push(b.parent);
+  return out;
+}
+
+/** The lower of two LSN bounds (null = no bound). */
+export function lowerLsn(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return parseLsn(a) <= parseLsn(b) ? a : b;
+}

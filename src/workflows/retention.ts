@@ -7,7 +7,9 @@ import { parseDuration } from '../domain/duration.ts';
 import { NON_RETRYABLE_ERROR_TYPES } from '../domain/errors.ts';
 import {
   activeHolds,
+  ancestorsOf,
   expiredWalSegments,
+  lowerLsn,
   planRetention,
   retentionInputSchema,
   type RetentionResult,
@@ -71,21 +73,38 @@ export async function retentionWorkflow(rawInput: RetentionWorkflowInput): Promi
   );
   if (input.dryRun) return result;
 
-  const objectKeys = new Map(inv.backups.map((b) => [b.id, b.objectKeys]));
+  const byId = new Map(inv.backups.map((b) => [b.id, b]));
+  // Backups an expired-but-locked backup stands on: left too, so no chain in the catalog breaks.
+  const standing = new Map<string, string>();
   // Newest first: an incremental goes before the backups its (also expired) chain builds on.
   for (const d of [...plan.deleted].reverse()) {
-    const r = await deleteBackup({
-      database: input.database,
-      id: d.id,
-      objectKeys: objectKeys.get(d.id) ?? [],
-    });
-    if (r.deleted) result.deletedBackups.push(d.id);
-    else result.skippedBackups.push({ id: d.id, locked: r.locked });
+    const child = standing.get(d.id);
+    const r = child
+      ? { deleted: false, locked: [{ key: d.id, why: `needed by ${child}, left under Object Lock` }] }
+      : await deleteBackup({
+          database: input.database,
+          id: d.id,
+          objectKeys: byId.get(d.id)?.objectKeys ?? [],
+        });
+    if (r.deleted) {
+      result.deletedBackups.push(d.id);
+      continue;
+    }
+    result.skippedBackups.push({ id: d.id, locked: r.locked });
+    for (const a of ancestorsOf(inv.backups, d.id)) if (!standing.has(a)) standing.set(a, d.id);
+    // What stays keeps its WAL: its start onwards is not pruned.
+    result.wal.keepFromLsn = lowerLsn(result.wal.keepFromLsn, byId.get(d.id)?.startLsn ?? null);
   }
+  const stillExpired = new Set(
+    inv.walSegmentSize === null
+      ? []
+      : expiredWalSegments([...expiredSegments], result.wal.keepFromLsn, inv.walSegmentSize),
+  );
+  const walToDelete = inv.wal.filter((w) => stillExpired.has(w.segment)).flatMap((w) => w.keys);
   // An unreadable manifest means the catalog is incomplete: a backup we cannot see may need WAL.
   if (inv.problems.length === 0) {
-    for (let i = 0; i < walKeys.length; i += WAL_BATCH) {
-      const r = await deleteWalObjects({ keys: walKeys.slice(i, i + WAL_BATCH) });
+    for (let i = 0; i < walToDelete.length; i += WAL_BATCH) {
+      const r = await deleteWalObjects({ keys: walToDelete.slice(i, i + WAL_BATCH) });
       result.wal.deleted += r.deleted;
       result.wal.locked.push(...r.locked);
     }

@@ -3,8 +3,10 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { formatLsn, parseLsn } from '../../src/domain/lsn.ts';
 import {
+  ancestorsOf,
   applyRetention,
   expiredWalSegments,
+  lowerLsn,
   periodKeys,
   planRetention,
   type RetentionBackup,
@@ -201,6 +203,21 @@ describe('planRetention: the exact set kept', () => {
     const segments = ['000000010000000000000000', '000000010000000000000001', '000000010000000000000002'];
     assert.deepEqual(expiredWalSegments(segments, plan.walKeepFromLsn, MiB16), segments.slice(0, 2));
     assert.deepEqual(expiredWalSegments(segments, null, MiB16), []);
+  });
+});
+
+describe('ancestorsOf and lowerLsn', () => {
+  it('walks an incremental chain back to its full, newest first', () => {
+    const backups = history(['F5', 'I4', 'I3', 'F2']);
+    assert.deepEqual(ancestorsOf(backups, 'b3'), ['b4', 'b5']);
+    assert.deepEqual(ancestorsOf(backups, 'b2'), []);
+    assert.deepEqual(ancestorsOf(backups, 'missing'), []);
+  });
+  it('takes the lower LSN, null meaning no bound', () => {
+    assert.equal(lowerLsn('1/0', '0/FFFFFFFF'), '0/FFFFFFFF');
+    assert.equal(lowerLsn(null, '0/10'), '0/10');
+    assert.equal(lowerLsn('0/10', null), '0/10');
+    assert.equal(lowerLsn(null, null), null);
   });
 });
 
