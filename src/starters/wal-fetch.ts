@@ -5,6 +5,7 @@
 // Exit codes follow PostgreSQL's rules, not the CLI's: 1 when the file is not in the archive (the
 // server then ends recovery), and 200 when storage cannot be read, so that the server stops with
 // FATAL instead of ending recovery early and promoting at the wrong point.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,12 +18,15 @@ import type { StorageLocation } from '../domain/plan.ts';
 import { repository } from '../domain/repository.ts';
 import { parseCommandArgs } from './args.ts';
 import { printError } from './output.ts';
+import { nextSegment } from '../domain/wal.ts';
 
 export const summary = 'restore_command of a restored server: wal-fetch --config <f> --env-file <f> %f %p';
 
 const zstdDecompress = promisify(zlib.zstdDecompress);
 const ABSENT = 1;
 const FATAL = 200;
+/** Segments fetched ahead of replay, in the background. */
+const PREFETCH = 4;
 
 interface FetchConfig {
   database: string;
@@ -35,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs(
     'wal-fetch',
     argv,
-    { config: { type: 'string' }, 'env-file': { type: 'string' } },
+    { config: { type: 'string' }, 'env-file': { type: 'string' }, prefetch: { type: 'boolean' } },
     true,
   );
   if (!args || args._.length !== 2 || !args.config) {
@@ -61,18 +65,35 @@ export async function run(argv: string[]): Promise<number> {
     printError(`wal-fetch: ${config.identityEnv} is not set`);
     return FATAL;
   }
+  if (args.prefetch) {
+    // A background fetch: its lock goes whatever happens, and it does not retry for long.
+    process.on('exit', () => fs.rmSync(`${dest}.lock`, { force: true }));
+  }
+  // Prefetched segments wait beside the config; a hit is a rename, not a download.
+  const prefetchDir = path.join(path.dirname(args.config as string), 'prefetch');
+  const isSegment = /^[0-9A-F]{24}$/.test(name);
+  if (isSegment && !args.prefetch) {
+    try {
+      fs.renameSync(path.join(prefetchDir, name), dest);
+      startPrefetch(name, config, argv, prefetchDir);
+      return 0;
+    } catch {
+      // not prefetched (yet): fetch it now
+    }
+  }
   const store = createObjectStore(config.storage, env);
   // Storage that does not answer is retried for a while: giving up means a FATAL stop.
   for (let attempt = 1; ; attempt++) {
     try {
-      const data = await fetchWal(store, config, name, identity);
+      const data = await fetchWal(store, config, name, identity, !args.prefetch);
       if (!data) return ABSENT;
       const tmp = `${dest}.lifeboat-tmp`;
       fs.writeFileSync(tmp, data);
       fs.renameSync(tmp, dest);
+      if (isSegment && !args.prefetch) startPrefetch(name, config, argv, prefetchDir);
       return 0;
     } catch (err) {
-      if (attempt >= 6) {
+      if (attempt >= (args.prefetch ? 1 : 6)) {
         printError(`wal-fetch ${name}: ${(err as Error).message}`);
         return FATAL;
       }
@@ -81,11 +102,44 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Starts background fetches of the next segments, so that replay does not wait for storage one
+ * segment at a time. Each is claimed with an exclusive lock file (never fetched twice) and only
+ * completed segments are prefetched: a partial could be superseded by the time replay needs it.
+ */
+function startPrefetch(name: string, config: FetchConfig, argv: string[], prefetchDir: string): void {
+  fs.mkdirSync(prefetchDir, { recursive: true });
+  const options = argv.filter((a, i) => i < argv.length - 2 && a !== '--prefetch');
+  let next = name;
+  for (let i = 0; i < PREFETCH; i++) {
+    next = nextSegment(next, config.walSegmentSize);
+    const target = path.join(prefetchDir, next);
+    let lock: number;
+    try {
+      if (fs.existsSync(target)) continue;
+      lock = fs.openSync(`${target}.lock`, 'wx');
+    } catch {
+      continue; // another call is fetching it
+    }
+    fs.closeSync(lock);
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, process.argv[1]!, 'wal-fetch', ...options, '--prefetch', next, target],
+      {
+        detached: true,
+        stdio: 'ignore',
+      },
+    );
+    child.unref();
+  }
+}
+
 async function fetchWal(
   store: ObjectStore,
   config: FetchConfig,
   name: string,
   identity: string,
+  withPartials = true,
 ): Promise<Buffer | undefined> {
   const history = /^([0-9A-F]{8})\.history$/.exec(name);
   if (history) {
@@ -96,6 +150,7 @@ async function fetchWal(
   if (!/^[0-9A-F]{24}$/.test(name)) return undefined; // .partial, .backup: not served
   const key = repository.walSegment('', config.database, name);
   if (await store.head(key)) return zstd(await decrypt(await store.get(key), identity));
+  if (!withPartials) return undefined;
   // The newest partial upload of this segment: the archive's very end.
   const folder = path.posix.dirname(key) + '/';
   const partials = (await store.list(folder))
