@@ -139,11 +139,14 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   if (newestFull) keep(newestFull.id, 'newest-verified-full', 'newest verified full backup');
 
   // 3. PITR window: the full a restore to the window's oldest point starts from.
+  let windowWarning: string | undefined;
   if (input.pitrWindowMs > 0) {
     const windowStart = nowMs - input.pitrWindowMs;
     const anchor = fulls.filter((b) => Date.parse(b.time) <= windowStart).at(-1);
     if (anchor)
       keep(anchor.id, 'pitr-window', `base of the PITR window from ${new Date(windowStart).toISOString()}`);
+    else if (fulls.length)
+      windowWarning = `no verified full backup at or before ${new Date(windowStart).toISOString()}: the PITR window starts at ${fulls[0]!.time}`;
   }
 
   // 4. Minimum age and legal holds, verified or not: these are promises, not choices.
@@ -153,7 +156,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   for (const h of input.holds) if (byId.has(h.backupId)) keep(h.backupId, 'legal-hold', h.reason);
 
   // 5. Chains back to the full.
-  const warnings: string[] = [];
+  const warnings: string[] = windowWarning ? [windowWarning] : [];
   for (const id of [...rules.keys()]) {
     let child = byId.get(id)!;
     while (child.kind === 'incremental' && child.parent) {

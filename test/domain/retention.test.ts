@@ -189,6 +189,17 @@ describe('planRetention: the exact set kept', () => {
     assert.match(plan.warnings.join('\n'), /b2: parent b3 is not in the catalog/);
   });
 
+  it('warns when no full backup reaches back to the start of the PITR window', () => {
+    const plan = planRetention({
+      backups: history(['F3', 'F1']),
+      policy: policy({ daily: 1 }),
+      now: NOW,
+      holds: [],
+      pitrWindowMs: 7 * DAY,
+    });
+    assert.match(plan.warnings.join('\n'), /no verified full backup at or before 2026-11-15T12:00:00.000Z/);
+  });
+
   it('keeps WAL from the oldest kept full start onwards', () => {
     const backups = history(['F5', 'F3', 'I2', 'F1']);
     const plan = planRetention({

@@ -61,6 +61,13 @@ describe('retention on the local stack', () => {
     await worker?.stop('SIGTERM');
   });
 
+  it('refuses bad input with exit 2, every problem listed', async () => {
+    const run = await cli(['retention', '--database', 'nope', '--pitr-window', 'soon']);
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(run.stderr, /--database: no backup policy in the plan names "nope"/);
+    assert.match(run.stderr, /--pitr-window: expected a duration such as 7d/);
+  });
+
   it('holds a backup with a write-once marker; an unknown backup is refused', async () => {
     const hold = await cli([
       'backups',
