@@ -13,6 +13,7 @@ import type { KubernetesCluster } from './ports/kubernetes-cluster.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { createPostgresActivities } from './postgres.ts';
 import { createPostgresFailoverActivities } from './postgres-failover.ts';
+import { createPostgresRejoinActivities } from './postgres-rejoin.ts';
 import { createStorageActivities, type StorageLocationName } from './storage.ts';
 import { createWalActivities } from './wal.ts';
 import { createRestoreActivities } from './restore.ts';
@@ -40,6 +41,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNotifyActivities(deps),
     ...createHealthActivities(deps),
     ...createPostgresFailoverActivities(deps),
+    ...createPostgresRejoinActivities(deps),
     ...createWalActivities(deps),
     ...createRestoreActivities(deps),
     ...createRetentionActivities(deps),
