@@ -27,7 +27,8 @@ export type FailoverInput = z.input<typeof failoverInputSchema>;
 export type ParsedFailoverInput = z.output<typeof failoverInputSchema>;
 
 /**
- * Where the failover coordinator is. Each phase is a state an operator may find it in:
+ * Where the failover coordinator is (`reattaching`: after a planned switchover is verified, the old
+ * primary is rewound and re-attached as a streaming replica of the new one). Each phase is a state an operator may find it in:
  * - `validating`: input and plan checked; which region holds the primary now is established.
  * - `detecting`: N consecutive health checks of the source, from the target region.
  * - `awaiting-approval`: the approval gate is open; the measured lag is in the request.
@@ -50,6 +51,7 @@ export type FailoverPhase =
   | 'switching-dns'
   | 'moving-traffic'
   | 'verifying'
+  | 'reattaching'
   | 'compensating'
   | 'completed'
   | 'stopped'
@@ -110,6 +112,8 @@ export interface FailoverProgress {
   approval?: ApprovalState;
   /** The point of no return: once set, nothing is compensated automatically. */
   promotedAt?: string;
+  /** Planned switchover: the old primary re-attached as a streaming replica of the new one. */
+  reattach?: { ok: boolean; detail: string };
   outcome?: FailoverOutcome;
   message?: string;
 }

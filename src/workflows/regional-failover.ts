@@ -9,6 +9,7 @@ import {
   defineQuery,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -69,6 +70,12 @@ const mustFinish = {
   startToCloseTimeout: '30s',
   heartbeatTimeout: '5s',
   retry: { ...retry, maximumAttempts: 20 },
+} as const;
+/** Stop, pg_rewind and restart of the old primary, on its own region's worker. */
+const reattach = {
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '30s',
+  retry: { ...retry, maximumAttempts: 3 },
 } as const;
 /** Best effort in the source region, which may be down: two quick attempts. */
 const bestEffort = { startToCloseTimeout: '10s', retry: { ...retry, maximumAttempts: 2 } } as const;
@@ -455,11 +462,34 @@ export async function regionalFailoverWorkflow(raw: FailoverInput): Promise<Fail
 
   const rtoMs = Date.now() - (input.planned ? started : detectStarted);
   const rpo = rpoEstimate(lag, caughtUp);
+  // Planned switchover: the old primary answered and was fenced, and the target replayed its final
+  // LSN, so it can be rewound onto the new timeline and follow it — a switchback is then the same
+  // command the other way. Runs on the old primary's own region (its data directory is there).
+  // Traffic is already on the target, so a failure here is reported, not fatal.
+  if (input.planned && f.progress.fencing?.fenced && patched('reattach-old-primary')) {
+    f.enter('reattaching', `re-attaching ${source} as a streaming replica of ${target}`);
+    const { reattachAsReplica } = proxyActivities<Activities>({
+      ...reattach,
+      taskQueue: regionTaskQueue(plan, source),
+    });
+    try {
+      const r = await reattachAsReplica({ database: input.database, region: source, primaryRegion: target });
+      f.progress.reattach = { ok: true, detail: r.detail };
+      operatorActions.splice(0, operatorActions.length);
+      operatorActions.push(
+        `Update the plan (databases.${input.database}.primaryRegion: ${target}, replicas) so doctor and backups follow the new primary.`,
+        `Switch back with: lifeboat failover --database ${input.database} --to ${source} --planned --reason "switchback"`,
+      );
+    } catch (err) {
+      f.progress.reattach = { ok: false, detail: causeOf(err) };
+      operatorActions.unshift(`${source} could not be re-attached automatically: ${causeOf(err)}.`);
+    }
+  }
   const outcome: FailoverOutcome = input.planned ? 'switched-over' : 'failed-over';
   await finish(
     outcome,
     'completed',
-    `${input.database} now served from ${target}: RTO ${formatDuration(rtoMs)}, RPO ${rpo.estimate}`,
+    `${input.database} now served from ${target}: RTO ${formatDuration(rtoMs)}, RPO ${rpo.estimate}${f.progress.reattach ? `; ${f.progress.reattach.ok ? f.progress.reattach.detail : `${source} NOT re-attached: ${f.progress.reattach.detail}`}` : ''}`,
   );
   return { ...f.progress, outcome, rtoMs, rpo, operatorActions };
 

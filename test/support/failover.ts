@@ -88,9 +88,11 @@ export async function restoreStackShape(stack: TestStack): Promise<void> {
         fs
           .readFileSync(auto, 'utf8')
           .split('\n')
-          .filter((l) => !l.startsWith('default_transaction_read_only'))
+          .filter((l) => !/^(default_transaction_read_only|primary_conninfo|primary_slot_name)\b/.test(l))
           .join('\n'),
       );
+    // A planned switchover re-attaches us-east-1 as a standby: it starts as a primary again.
+    fs.rmSync(path.join(layout.postgres[PRIMARY].dataDir, 'standby.signal'), { force: true });
     fs.rmSync(layout.postgres[REPLICA].dataDir, { recursive: true, force: true });
     await ensurePostgresPrimary(layout, secrets, PRIMARY);
     await ensurePostgresReplica(layout, secrets, REPLICA, PRIMARY);
