@@ -1,37 +1,93 @@
-// Retention's deletions against an in-memory store that records every call: the manifest goes
-// first, Object Lock is honoured (retention until a future date, legal hold), WAL keys grouped.
+// Retention's deletions on the stack's real S3 server, in a bucket with S3 Object Lock: whole
+// backups go, locked objects (GOVERNANCE retention, legal hold) are skipped and reported.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  ListObjectVersionsCommand,
+  PutObjectCommand,
+  PutObjectLegalHoldCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { createRetentionActivities, lockReason } from '../../src/activities/retention.ts';
-import type { ObjectHead, ObjectStore } from '../../src/activities/ports/object-store.ts';
+import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
+import { stackS3Client } from '../../src/stack/aws-clients.ts';
+import { ensureStack, type TestStack } from '../support/stack.ts';
 import type { Plan } from '../../src/domain/plan.ts';
 import { repository } from '../../src/domain/repository.ts';
 
 const NOW = new Date('2026-11-22T12:00:00Z');
 
-function memoryStore(objects: Record<string, Partial<ObjectHead>>) {
-  const calls: string[] = [];
-  const store = {
-    bucket: 'b',
-    prefix: '',
-    head: (key: string) => Promise.resolve(objects[key] ? { size: 1, ...objects[key] } : undefined),
-    list: (p: string) =>
-      Promise.resolve(
-        Object.keys(objects)
-          .filter((k) => k.startsWith(p))
-          .map((key) => ({ key, size: 1 })),
-      ),
-    delete: (key: string) => {
-      calls.push(`delete ${key}`);
-      delete objects[key];
-      return Promise.resolve();
-    },
-  } as unknown as ObjectStore;
-  return { store, calls, objects };
-}
+// A bucket created with S3 Object Lock on the stack's real S3 server (SeaweedFS), so locks,
+// legal holds and deletions are the server's, not a stand-in's.
+let stack: TestStack;
+let s3: S3Client;
+let store: ObjectStore;
+const bucket = `lifeboat-lock-test-${Date.now().toString(36)}`;
+// S3 keeps retention dates to the second.
+const future = new Date(Math.ceil((Date.now() + 3_600_000) / 1000) * 1000);
 
-const activities = (store: ObjectStore) =>
-  createRetentionActivities({ plan: {} as Plan, stores: { primary: store }, now: () => NOW });
+before(async () => {
+  stack = await ensureStack();
+  s3 = stackS3Client(stack.layout, stack.secrets);
+  await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
+  store = createObjectStore(
+    {
+      url: `s3://${bucket}`,
+      endpoint: stack.layout.s3.endpoint,
+      region: stack.layout.s3.region,
+      forcePathStyle: true,
+      caFile: stack.layout.tls.caCert,
+      accessKeyIdEnv: 'LIFEBOAT_S3_ACCESS_KEY_ID',
+      secretAccessKeyEnv: 'LIFEBOAT_S3_SECRET_ACCESS_KEY',
+    },
+    stack.secrets,
+  );
+});
+
+after(async () => {
+  // Versions, holds and GOVERNANCE retention all have to go before the bucket can.
+  const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+  for (const v of [...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]) {
+    await s3
+      .send(
+        new PutObjectLegalHoldCommand({
+          Bucket: bucket,
+          Key: v.Key,
+          VersionId: v.VersionId,
+          LegalHold: { Status: 'OFF' },
+        }),
+      )
+      .catch(() => undefined);
+    await s3.send(
+      new DeleteObjectCommand({
+        Bucket: bucket,
+        Key: v.Key,
+        VersionId: v.VersionId,
+        BypassGovernanceRetention: true,
+      }),
+    );
+  }
+  await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+  s3.destroy();
+});
+
+const put = (key: string, lock: 'none' | 'governance' | 'legal-hold' = 'none') =>
+  s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: key,
+      ...(lock === 'governance' ? { ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: future } : {}),
+      ...(lock === 'legal-hold' ? { ObjectLockLegalHoldStatus: 'ON' } : {}),
+    }),
+  );
+const present = async (prefix: string) => (await store.list(prefix)).map((o) => o.key).sort();
+
+const activities = () =>
+  createRetentionActivities({ plan: {} as Plan, stores: { primary: store }, now: () => new Date() });
 
 describe('lockReason', () => {
   const cases = [
@@ -55,47 +111,56 @@ describe('lockReason', () => {
   for (const c of cases) it(c.name, () => assert.equal(lockReason(c.head, NOW), c.expect));
 });
 
-describe('deleteBackup', () => {
-  const id = 'orders-full-20261101T020000Z';
-  const manifest = repository.manifest('', 'orders', id);
-  const base = repository.backupObject('', 'orders', id, 'attempt-1/base.tar.zst.age');
-  const stray = repository.backupObject('', 'orders', id, 'attempt-2/base.tar.zst.age');
-
-  it('deletes the manifest first, then every object under the backup folder', async () => {
-    const { store, calls } = memoryStore({ [manifest]: {}, [base]: {}, [stray]: {} });
-    const r = await activities(store).deleteBackup({ database: 'orders', id, objectKeys: [base] });
-    assert.deepEqual(r, { deleted: true, locked: [] });
-    assert.deepEqual(calls, [`delete ${manifest}`, `delete ${base}`, `delete ${stray}`]);
+describe('deleteBackup on the real S3 server', () => {
+  const folder = (id: string) => repository.backupFolder('', 'orders', id);
+  const keys = (id: string) => ({
+    manifest: repository.manifest('', 'orders', id),
+    base: repository.backupObject('', 'orders', id, 'attempt-1/base.tar.zst.age'),
+    stray: repository.backupObject('', 'orders', id, 'attempt-2/base.tar.zst.age'),
   });
 
-  it('deletes nothing of a backup one of whose objects is under Object Lock', async () => {
-    const lock = { mode: 'GOVERNANCE', retainUntil: '2027-01-01T00:00:00.000Z' };
-    const { store, calls } = memoryStore({ [manifest]: {}, [base]: { lock } });
-    const r = await activities(store).deleteBackup({ database: 'orders', id, objectKeys: [base] });
+  it('deletes the manifest and every object under the backup folder', async () => {
+    const id = 'orders-full-20261101T020000Z';
+    const k = keys(id);
+    await Promise.all([put(k.manifest), put(k.base), put(k.stray)]);
+    const r = await activities().deleteBackup({ database: 'orders', id, objectKeys: [k.base] });
+    assert.deepEqual(r, { deleted: true, locked: [] });
+    assert.deepEqual(await present(folder(id)), []);
+    assert.deepEqual(await present(k.manifest), []);
+  });
+
+  it('deletes nothing of a backup one of whose objects is under GOVERNANCE retention', async () => {
+    const id = 'orders-full-20261102T020000Z';
+    const k = keys(id);
+    await Promise.all([put(k.manifest), put(k.base, 'governance')]);
+    const r = await activities().deleteBackup({ database: 'orders', id, objectKeys: [k.base] });
     assert.equal(r.deleted, false);
     assert.deepEqual(
-      r.locked.map((l) => l.key),
-      [base],
+      r.locked.map((l) => [l.key, l.why]),
+      [[k.base, `S3 Object Lock GOVERNANCE retention until ${future.toISOString()}`]],
     );
-    assert.deepEqual(calls, []);
+    assert.deepEqual(await present(k.manifest), [k.manifest], 'the manifest stays: the backup stays listed');
+    assert.deepEqual(await present(folder(id)), [k.base]);
   });
 
   it('is idempotent: a retry after the manifest went finishes the objects', async () => {
-    const { store, calls } = memoryStore({ [base]: {} });
-    const r = await activities(store).deleteBackup({ database: 'orders', id, objectKeys: [base] });
+    const id = 'orders-full-20261103T020000Z';
+    const k = keys(id);
+    await put(k.base);
+    const r = await activities().deleteBackup({ database: 'orders', id, objectKeys: [k.base] });
     assert.equal(r.deleted, true);
-    assert.ok(calls.includes(`delete ${base}`));
+    assert.deepEqual(await present(folder(id)), []);
   });
 });
 
-describe('deleteWalObjects', () => {
-  it('deletes the unlocked and reports the locked', async () => {
+describe('deleteWalObjects on the real S3 server', () => {
+  it('deletes the unlocked and reports the ones under legal hold', async () => {
     const a = repository.walSegment('', 'orders', '000000010000000000000001');
     const b = repository.walSegment('', 'orders', '000000010000000000000002');
-    const { store, objects } = memoryStore({ [a]: {}, [b]: { legalHold: true } });
-    const r = await activities(store).deleteWalObjects({ keys: [a, b] });
+    await Promise.all([put(a), put(b, 'legal-hold')]);
+    const r = await activities().deleteWalObjects({ keys: [a, b] });
     assert.equal(r.deleted, 1);
     assert.deepEqual(r.locked, [{ key: b, why: 'S3 Object Lock legal hold' }]);
-    assert.deepEqual(Object.keys(objects), [b]);
+    assert.deepEqual(await present(repository.walPrefix('', 'orders')), [b]);
   });
 });

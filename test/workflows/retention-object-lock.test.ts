@@ -1,6 +1,7 @@
-// retentionWorkflow on the time-skipping test server with scripted storage activities: what S3
-// Object Lock does to a run. The real stack's S3 server has no Object Lock bucket, so the lock is
-// scripted here (the activity's head check is tested in test/activities/retention.test.ts).
+// retentionWorkflow's decisions when storage reports S3 Object Lock, on the time-skipping test
+// server with scripted activities (the workflow logic only: what is skipped and what is kept
+// because of it). The activities themselves are tested against a real Object Lock bucket on
+// the stack's S3 server in test/activities/retention.test.ts.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
