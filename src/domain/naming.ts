@@ -15,7 +15,10 @@ export const workflowIds = {
   monitor: (database: string) => `monitor-${database}`,
   /** Restores are independent (several targets may be tried side by side); the time keeps them apart. */
   restore: (database: string, at: Date) =>
-    `restore-${database}-${at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')}`,
+    `restore-${database}-${at
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}Z$/, 'Z')}`,
   /** One retention run per database at a time: two would race to delete the same objects. */
   retention: (database: string) => `retention-${database}`,
   /** Doctor runs are independent; the time keeps them apart and sortable. */
