@@ -234,4 +234,6 @@ out=bench/results/$date_tag.md
   echo "$lb_stream_s s = $(ratio "$lb_stream_s" "$pgbr_wall") × pgBackRest, $(ratio "$lb_stream_s" "$bound_wall") × the bound."
   echo "pgBackRest repo path in total (with backup.info, archive.info): $pgbr_stored_all bytes."
 } | tee "$out"
+# The repository's markdown is kept in Prettier's style (`npm run lint` checks it).
+[[ -x node_modules/.bin/prettier ]] && node_modules/.bin/prettier --write "$out" >/dev/null 2>&1 || true
 echo "written: $out"
