@@ -104,6 +104,9 @@ export function createPostgresRejoinActivities(deps: { plan: Plan; env: Environm
       // The slot first, so the WAL the rewound server needs is kept from the moment it exists.
       const pc = await connectPostgres(primary, dbname, deps.env, 5000);
       try {
+        // pg_rewind reads the source's timeline from its control file, which a just-promoted
+        // server updates only at its next checkpoint: without one it may see no divergence.
+        await pc.query('checkpoint');
         await pc.query(
           `select pg_create_physical_replication_slot($1, true)
              where not exists (select from pg_replication_slots where slot_name = $1)`,
