@@ -88,8 +88,25 @@ export function createPostgresFailoverActivities(deps: { plan: Plan; env: Enviro
         const epoch = await recordEpoch(c, 'fenced', input.region, input);
         await c.query('alter system set default_transaction_read_only = on');
         await c.query('select pg_reload_conf()');
+        // pg_reload_conf() only signals the postmaster: until it has re-read its configuration,
+        // new sessions still start writable, and one of them could commit after the final LSN
+        // (a planned switchover's test lost such a row). Wait until a new session is read-only.
+        for (let i = 0; ; i++) {
+          const probe = await connect(input.region, input.database, 3000);
+          try {
+            const ro = await probe.query<{ v: string }>(
+              `select current_setting('default_transaction_read_only') as v`,
+            );
+            if (ro.rows[0]!.v === 'on') break;
+          } finally {
+            await probe.end().catch(() => undefined);
+          }
+          if (i >= 100) throw new LifeboatError('Unreachable', 'the fence did not take effect within 10 s');
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        // Sessions from before the fence are ended, and waited for (5 s each), before the final LSN.
         await c.query(
-          `select pg_terminate_backend(pid) from pg_stat_activity
+          `select pg_terminate_backend(pid, 5000) from pg_stat_activity
             where pid <> pg_backend_pid() and backend_type = 'client backend'`,
         );
         const lsn = await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
