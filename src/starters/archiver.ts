@@ -7,11 +7,11 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, type Payload } from '@temporalio/common';
 import { workflowIds } from '../domain/naming.ts';
 import { archiverSummary, type ArchiveWalProgress, type WalArchiverStatus } from '../domain/wal.ts';
-import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
 import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { walArchiverWorkflow } from '../workflows/wal-archiver.ts';
 import { parseCommandArgs } from './args.ts';
+import { loadPlanInto, databaseInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
@@ -37,19 +37,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!ACTIONS.includes(action as Action))
     problems.push(`expected: lifeboat archiver ${ACTIONS.join('|')} --database <db>`);
   if (extra.length) problems.push(`unexpected arguments: ${extra.join(' ')}`);
-  let plan;
-  try {
-    plan = loadPlan(planFilePath(args.file as string | undefined));
-  } catch (err) {
-    if (!(err instanceof PlanError)) throw err;
-    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
-  }
-  const database = args.database as string | undefined;
-  if (!database) problems.push('--database: required');
-  else if (plan && !plan.databases[database])
-    problems.push(
-      `--database: "${database}" is not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`,
-    );
+  const plan = loadPlanInto(problems, args.file as string | undefined);
+  const database = databaseInto(problems, plan, args.database as string | undefined);
   if (problems.length || !database) {
     for (const p of problems) printError(p);
     return EXIT.badInput;

@@ -7,11 +7,11 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { parseDuration, formatDuration } from '../domain/duration.ts';
 import type { IncrementalBackupInput, IncrementalBackupResult } from '../domain/incremental.ts';
 import { workflowIds } from '../domain/naming.ts';
-import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
 import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { incrementalBackupWorkflow } from '../workflows/incremental-backup.ts';
 import { parseCommandArgs } from './args.ts';
+import { loadPlanInto, databaseInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
@@ -32,19 +32,8 @@ export async function run(argv: string[]): Promise<number> {
   const problems: string[] = [];
   const extra = args._.filter((a) => a !== 'incremental');
   if (extra.length) problems.push(`unexpected arguments: ${extra.join(' ')}`);
-  let plan;
-  try {
-    plan = loadPlan(planFilePath(args.file as string | undefined));
-  } catch (err) {
-    if (!(err instanceof PlanError)) throw err;
-    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
-  }
-  const database = args.database as string | undefined;
-  if (!database) problems.push('--database: required');
-  else if (plan && !plan.databases[database])
-    problems.push(
-      `--database: "${database}" is not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`,
-    );
+  const plan = loadPlanInto(problems, args.file as string | undefined);
+  const database = databaseInto(problems, plan, args.database as string | undefined);
   const archiveTimeout = args['archive-timeout'] as string | undefined;
   if (archiveTimeout !== undefined && parseDuration(archiveTimeout) === undefined)
     problems.push('--archive-timeout: expected a duration such as 5m');

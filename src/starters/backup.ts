@@ -11,11 +11,11 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { FullBackupInput, FullBackupResult } from '../domain/backup.ts';
 import { workflowIds } from '../domain/naming.ts';
-import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
 import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { fullBackupWorkflow } from '../workflows/full-backup.ts';
 import { parseCommandArgs } from './args.ts';
+import { loadPlanInto, databaseInto } from './plan-args.ts';
 import { readBackupStatus, renderBackupResult, renderBackupStatus } from './backup-view.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
@@ -45,19 +45,8 @@ export async function run(argv: string[]): Promise<number> {
   const [kind, ...extra] = args._;
   if (kind !== 'full') problems.push('expected: lifeboat backup full|incremental --database <db>');
   if (extra.length) problems.push(`unexpected arguments: ${extra.join(' ')}`);
-  let plan;
-  try {
-    plan = loadPlan(planFilePath(args.file as string | undefined));
-  } catch (err) {
-    if (!(err instanceof PlanError)) throw err;
-    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
-  }
-  const database = args.database as string | undefined;
-  if (!database) problems.push('--database: required');
-  else if (plan && !plan.databases[database])
-    problems.push(
-      `--database: "${database}" is not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`,
-    );
+  const plan = loadPlanInto(problems, args.file as string | undefined);
+  const database = databaseInto(problems, plan, args.database as string | undefined);
   const maxRate = args['max-rate'] as string | undefined;
   if (maxRate !== undefined && !/^[1-9]\d*[kM]?$/.test(maxRate))
     problems.push('--max-rate: expected a rate such as 50M or 800k');

@@ -11,8 +11,8 @@ import { createObjectStore } from '../activities/ports/object-store.ts';
 import { describeAwsError } from '../activities/storage.ts';
 import { repository } from '../domain/repository.ts';
 import { activeHolds, type LegalHoldEvent } from '../domain/retention.ts';
-import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
 import { parseCommandArgs } from './args.ts';
+import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 
 export async function run(argv: string[]): Promise<number> {
@@ -34,13 +34,7 @@ export async function run(argv: string[]): Promise<number> {
   const action = args._[0];
   if ((action !== 'hold' && action !== 'release') || args._.length > 1)
     problems.push('expected: lifeboat backups hold|release --database <db> --backup <id> --reason <text>');
-  let plan;
-  try {
-    plan = loadPlan(planFilePath(args.file as string | undefined));
-  } catch (err) {
-    if (!(err instanceof PlanError)) throw err;
-    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
-  }
+  const plan = loadPlanInto(problems, args.file as string | undefined);
   const database = args.database as string | undefined;
   const backup = args.backup as string | undefined;
   const reason = args.reason as string | undefined;

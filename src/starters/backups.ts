@@ -7,8 +7,8 @@ import { createObjectStore } from '../activities/ports/object-store.ts';
 import { describeAwsError } from '../activities/storage.ts';
 import { formatDuration } from '../domain/duration.ts';
 import { LifeboatError } from '../domain/errors.ts';
-import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
 import { parseCommandArgs } from './args.ts';
+import { loadPlanInto, databaseInto } from './plan-args.ts';
 import { mib } from './backup-view.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 
@@ -32,19 +32,8 @@ export async function run(argv: string[]): Promise<number> {
   const problems: string[] = [];
   if (args._[0] !== 'list' || args._.length > 1)
     problems.push('expected: lifeboat backups list --database <db>');
-  let plan;
-  try {
-    plan = loadPlan(planFilePath(args.file as string | undefined));
-  } catch (err) {
-    if (!(err instanceof PlanError)) throw err;
-    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
-  }
-  const database = args.database as string | undefined;
-  if (!database) problems.push('--database: required');
-  else if (plan && !plan.databases[database])
-    problems.push(
-      `--database: "${database}" is not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`,
-    );
+  const plan = loadPlanInto(problems, args.file as string | undefined);
+  const database = databaseInto(problems, plan, args.database as string | undefined);
   const envFiles = (args['env-file'] as string[] | undefined) ?? [];
   for (const file of envFiles) if (!fs.existsSync(file)) problems.push(`--env-file: ${file} does not exist`);
   if (problems.length || !plan || !database) {

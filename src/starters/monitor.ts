@@ -7,11 +7,11 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { monitorSummary, type MonitorStatus } from '../domain/monitor.ts';
 import { workflowIds } from '../domain/naming.ts';
-import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
 import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { regionHealthMonitorWorkflow } from '../workflows/region-health-monitor.ts';
 import { parseCommandArgs } from './args.ts';
+import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
@@ -38,13 +38,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!ACTIONS.includes(action as Action))
     problems.push(`expected: lifeboat monitor ${ACTIONS.join('|')} --database <db>`);
   if (extra.length) problems.push(`unexpected arguments: ${extra.join(' ')}`);
-  let plan;
-  try {
-    plan = loadPlan(planFilePath(args.file as string | undefined));
-  } catch (err) {
-    if (!(err instanceof PlanError)) throw err;
-    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
-  }
+  const plan = loadPlanInto(problems, args.file as string | undefined);
   const database = args.database as string | undefined;
   if (!database) problems.push('--database: required');
   else if (plan && !plan.databases[database])

@@ -12,11 +12,11 @@ import {
   type RestoreProgress,
   type RestoreResult,
 } from '../domain/restore.ts';
-import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
 import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { pointInTimeRestoreWorkflow } from '../workflows/point-in-time-restore.ts';
 import { parseCommandArgs } from './args.ts';
+import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
@@ -38,13 +38,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (!args) return EXIT.badInput;
   const problems: string[] = [];
-  let plan;
-  try {
-    plan = loadPlan(planFilePath(args.file as string | undefined));
-  } catch (err) {
-    if (!(err instanceof PlanError)) throw err;
-    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
-  }
+  const plan = loadPlanInto(problems, args.file as string | undefined);
   const database = args.database as string | undefined;
   const region = args.region as string | undefined;
   const to = args.to as string | undefined;

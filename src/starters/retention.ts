@@ -6,11 +6,11 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { formatDuration, parseDuration } from '../domain/duration.ts';
 import { workflowIds } from '../domain/naming.ts';
 import type { RetentionResult, RetentionWorkflowInput } from '../domain/retention.ts';
-import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
 import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { retentionWorkflow } from '../workflows/retention.ts';
 import { parseCommandArgs } from './args.ts';
+import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
@@ -33,13 +33,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!args) return EXIT.badInput;
   const problems: string[] = [];
   if (args._.length) problems.push(`unexpected arguments: ${args._.join(' ')}`);
-  let plan;
-  try {
-    plan = loadPlan(planFilePath(args.file as string | undefined));
-  } catch (err) {
-    if (!(err instanceof PlanError)) throw err;
-    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
-  }
+  const plan = loadPlanInto(problems, args.file as string | undefined);
   const database = args.database as string | undefined;
   if (!database) problems.push('--database: required');
   else if (plan && !plan.backup.policies.some((p) => p.database === database))

@@ -1,8 +1,8 @@
 // `lifeboat worker --region <r>`: runs the workers of one region until SIGINT/SIGTERM.
 import fs from 'node:fs';
-import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
 import { runWorker } from '../workers/worker.ts';
 import { parseCommandArgs } from './args.ts';
+import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError } from './output.ts';
 
 export const summary = 'run a worker for a region (polls lifeboat and lifeboat-<region>)';
@@ -16,13 +16,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (!args) return EXIT.badInput;
   const problems: string[] = [];
-  let plan;
-  try {
-    plan = loadPlan(planFilePath(args.file as string | undefined));
-  } catch (err) {
-    if (!(err instanceof PlanError)) throw err;
-    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
-  }
+  const plan = loadPlanInto(problems, args.file as string | undefined);
   const region = args.region as string | undefined;
   if (!region) problems.push('--region: required (the region this worker runs in)');
   else if (plan && !plan.regions[region])

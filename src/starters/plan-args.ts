@@ -1,0 +1,29 @@
+// What most commands check first: the plan (-f) and, for many, a --database it declares.
+// Problems are collected, not thrown, so a command reports every mistake at once (exit 2).
+import type { Plan } from '../domain/plan.ts';
+import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
+
+/** The validated plan, or undefined after adding each of its problems as `path: message`. */
+export function loadPlanInto(problems: string[], file: string | undefined): Plan | undefined {
+  try {
+    return loadPlan(planFilePath(file));
+  } catch (err) {
+    if (!(err instanceof PlanError)) throw err;
+    problems.push(...err.problems.map((p) => `${p.path}: ${p.message}`));
+    return undefined;
+  }
+}
+
+/** The --database value; a problem is added when it is missing or not in the plan. */
+export function databaseInto(
+  problems: string[],
+  plan: Plan | undefined,
+  database: string | undefined,
+): string | undefined {
+  if (!database) problems.push('--database: required');
+  else if (plan && !plan.databases[database])
+    problems.push(
+      `--database: "${database}" is not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`,
+    );
+  return database;
+}
