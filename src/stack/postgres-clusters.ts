@@ -235,6 +235,8 @@ async function withClient<T>(
     connectionTimeoutMillis: 5000,
     application_name: 'lifeboat-stack',
   });
+  // A dead socket rejects the pending query; the 'error' event pg also emits must not crash us.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     return await fn(client);

@@ -37,6 +37,9 @@ export async function adminQuery<T extends pg.QueryResultRow>(
     user: stack.layout.postgres.superuser,
     database,
   });
+  // A server stopped or fenced under a test kills the socket: the pending query rejects with the
+  // error, and pg also emits it as an event, which without a listener is an uncaught exception.
+  c.on('error', () => undefined);
   await c.connect();
   try {
     return (await c.query<T>(sql, params)).rows;

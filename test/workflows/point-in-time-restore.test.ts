@@ -224,7 +224,7 @@ describe('point-in-time restore on the local stack', () => {
     },
   );
 
-  it('latest, and a time after the last archived commit: the end of the archive is reached and said', async () => {
+  it('latest: the end of the archive is reached and said', async () => {
     const latest = await (await restore({ target: 'latest' }, 'latest')).result();
     restored.push(latest);
     assert.deepEqual(await rowsIn(latest), upTo(ROWS));
@@ -233,15 +233,6 @@ describe('point-in-time restore on the local stack', () => {
       latest.note ?? '',
       /stopped at the end of the archive: lsn \S+, \d+ bytes before the end of the newest archived WAL/,
     );
-    const late = await (
-      await restore({ target: new Date(Date.now() - 1000).toISOString() }, 'late')
-    ).result();
-    restored.push(late);
-    assert.deepEqual(await rowsIn(late), upTo(ROWS));
-    console.log(summarizeRestore(late));
-    assert.equal(late.achieved.state, 'promoted');
-    assert.equal(late.achieved.reachedEndOfArchive, true);
-    assert.match(late.note ?? '', /the archive holds nothing after .*, before the target/);
   });
 
   it('restores to an LSN and to a named restore point, exactly', async () => {
@@ -358,7 +349,10 @@ describe('point-in-time restore on the local stack', () => {
     },
   );
 
-  it('latest with the primary stopped: restores everything archived and says how far that is', async () => {
+  // With the primary stopped no commit can follow the target, so "a time after the last archived
+  // commit" is certain; with it running, an autovacuum commit archived after the target would
+  // rightly stop the replay there.
+  it('with the primary stopped, latest and a time after its last commit restore everything archived and say how far that is', async () => {
     const primary = stack.layout.postgres['us-east-1'];
     await admin.end();
     execFileSync('runuser', [
@@ -379,6 +373,13 @@ describe('point-in-time restore on the local stack', () => {
       assert.deepEqual(await rowsIn(r), upTo(ROWS));
       assert.equal(r.achieved.reachedEndOfArchive, true);
       assert.match(r.note ?? '', /stopped at the end of the archive: lsn /);
+      const late = await (await restore({ target: new Date().toISOString() }, 'late')).result();
+      restored.push(late);
+      assert.deepEqual(await rowsIn(late), upTo(ROWS));
+      console.log(summarizeRestore(late));
+      assert.equal(late.achieved.state, 'promoted');
+      assert.equal(late.achieved.reachedEndOfArchive, true);
+      assert.match(late.note ?? '', /the archive holds nothing after .*, before the target/);
     } finally {
       await stackUp(stack.layout, stack.plan);
       admin = new pg.Client({

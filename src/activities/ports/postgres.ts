@@ -26,6 +26,10 @@ export async function connectPostgres(
     query_timeout: timeoutMs,
     application_name: 'lifeboat',
   });
+  // When the server goes away mid-query (stopped, fenced, failed over) pg rejects the pending
+  // query and also emits 'error'; unheard, that event would be an uncaught exception that takes
+  // the whole worker down instead of failing one activity attempt.
+  client.on('error', () => undefined);
   try {
     await client.connect();
   } catch (err) {
