@@ -43,3 +43,14 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
   if (!m) throw new Error(`not an s3:// URL: ${url}`);
   return { bucket: m[1]!, prefix: m[2]!.replace(/\/+$/, '') };
 }
+
+/**
+ * Ids of the Temporal Schedules `lifeboat apply` owns, one per plan policy (and per database for
+ * retention): stable across applies, so a second apply finds and compares them instead of adding more.
+ */
+export const scheduleIds = {
+  backupFull: (policy: string) => `lifeboat-backup-full-${policy}`,
+  backupIncremental: (policy: string) => `lifeboat-backup-incremental-${policy}`,
+  retention: (database: string) => `lifeboat-retention-${database}`,
+  drill: (policy: string) => `lifeboat-drill-${policy}`,
+};

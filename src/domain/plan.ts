@@ -149,8 +149,15 @@ const backupPolicy = z.strictObject({
   incremental: schedule.optional(),
   /** How often the WAL archiver uploads the partial segment: the RPO bound. */
   walPartialUpload: duration.default('60s'),
+  /** A scheduled backup that cannot start this long after its scheduled time is recorded as missed. */
   startWindow: duration.optional(),
+  /** A scheduled backup still running this long after it started is cancelled and reported. */
   completionWindow: duration.optional(),
+  /** pg_basebackup's --max-rate for scheduled full backups (e.g. 50M), to spare the primary's disk. */
+  maxRate: z
+    .string()
+    .regex(/^[1-9]\d*[kM]?$/, 'expected a rate such as 50M or 800k (pg_basebackup --max-rate)')
+    .optional(),
   retention: z
     .strictObject({
       daily: z.number().int().min(0).default(7),
@@ -158,6 +165,11 @@ const backupPolicy = z.strictObject({
       monthly: z.number().int().min(0).default(12),
       yearly: z.number().int().min(0).default(0),
       minAge: duration.default('1d'),
+      /**
+       * How many years the backups must be kept (a regulator's requirement, e.g. 7); checked by
+       * `lifeboat compliance` against what daily/weekly/monthly/yearly actually keep.
+       */
+      requiredYears: z.number().int().min(1).optional(),
     })
     .default({ daily: 7, weekly: 4, monthly: 12, yearly: 0, minAge: '1d' }),
   kubernetes: z

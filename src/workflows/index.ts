@@ -7,3 +7,4 @@ export { pointInTimeRestoreWorkflow } from './point-in-time-restore.ts';
 export { regionHealthMonitorWorkflow } from './region-health-monitor.ts';
 export { incrementalBackupWorkflow } from './incremental-backup.ts';
 export { retentionWorkflow } from './retention.ts';
+export { scheduledBackupWorkflow } from './scheduled-backup.ts';
