@@ -1,6 +1,7 @@
 // Every activity, grouped by the external system it touches, merged for registration.
 // Workflows `import type { Activities }` and call them through proxyActivities.
 import type { Plan } from '../domain/plan.ts';
+import { createAuditActivities } from './audit.ts';
 import { createBackupActivities } from './backup.ts';
 import { createDnsActivities } from './dns.ts';
 import { createHealthActivities } from './health.ts';
@@ -45,6 +46,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createWalActivities(deps),
     ...createRestoreActivities(deps),
     ...createRetentionActivities(deps),
+    ...createAuditActivities(deps),
   };
 }
 

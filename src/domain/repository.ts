@@ -79,12 +79,20 @@ export const repository = {
 
   drillReport: (prefix: string, database: string, drillId: string, file: string) =>
     joinKey(prefix, 'drills', database, drillId, file),
-  auditRecord: (prefix: string, at: Date, workflowId: string) =>
+  /** The audit records of runs started in one month (at's year and month, UTC). */
+  auditMonth: (prefix: string, at: Date) =>
+    joinKey(prefix, 'audit', at.toISOString().slice(0, 4), at.toISOString().slice(5, 7)),
+  /**
+   * One run's audit record. A workflow id is reused (failover-orders is a lock; continue-as-new
+   * keeps it) but a run id never is, so no two runs share a key; the start time first sorts a
+   * month's listing by time.
+   */
+  auditRecord: (prefix: string, at: Date, workflowId: string, runId: string) =>
     joinKey(
       prefix,
       'audit',
       at.toISOString().slice(0, 4),
       at.toISOString().slice(5, 7),
-      `${workflowId}.json`,
+      `${compactTime(at)}-${workflowId.replace(/[/\\]/g, '_')}-${runId}.json`,
     ),
 };

@@ -63,6 +63,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     };
     const workflowBundle = await bundleWorkflowCode({
       workflowsPath: require.resolve('../workflows/index.ts'),
+      // Every run leaves a write-once audit record in the repository (src/workflows/audit-interceptor.ts).
+      workflowInterceptorModules: [require.resolve('../workflows/audit-interceptor.ts')],
       logger: quietBundlerLogger,
     });
     const regionQueue = regionTaskQueue(opts.plan, opts.region);

@@ -13,6 +13,7 @@ import {
   type ApprovalPolicy,
   type ApprovalState,
 } from '../domain/approval.ts';
+import { auditApprovalGate } from './audit-trail.ts';
 
 /** Approve or reject: `{"approver": "bob"}` or `{"approver": "bob", "reject": true, "reason": "…"}`. */
 export const approveUpdate = defineUpdate<ApprovalState, [ApprovalDecisionInput]>('approve');
@@ -28,6 +29,8 @@ export class ApprovalGate {
 
   constructor(requestedBy: string, policy: ApprovalPolicy) {
     this.state = { waiting: false, requestedBy, policy, decisions: [] };
+    // The run's audit record lists every decision with its name and time (no command: replay-safe).
+    auditApprovalGate(this.state, this.refused);
     setHandler(approveUpdate, (decision) => this.#accept(decision), {
       validator: (decision) => {
         const refusal = approvalRefusal(this.state, decision);

@@ -24,7 +24,12 @@ describe('replay of recorded histories', () => {
     }));
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories(
-      { workflowsPath: require.resolve('../../src/workflows/index.ts'), replayName: 'lifeboat-replay' },
+      {
+        workflowsPath: require.resolve('../../src/workflows/index.ts'),
+        // The worker's bundle has the audit interceptor: replay must run the same code.
+        interceptors: { workflowModules: [require.resolve('../../src/workflows/audit-interceptor.ts')] },
+        replayName: 'lifeboat-replay',
+      },
       histories,
     )) {
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
