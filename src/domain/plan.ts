@@ -77,6 +77,8 @@ const database = z.strictObject({
     .default([]),
   /** Recovery tier: 1 (RTO < 15 min, RPO < 5 min) … 5 (RTO < 72 h, RPO < 24 h). */
   tier: z.number().int().min(1).max(5).default(3),
+  /** Recovery objectives stricter than the tier's (a DR drill judges against these when given). */
+  objectives: z.strictObject({ rto: duration.optional(), rpo: duration.optional() }).optional(),
   validationQueries: z.array(validationQuery).default([]),
 });
 
@@ -220,6 +222,8 @@ const drillPolicy = z.strictObject({
   region: name,
   schedule: schedule.optional(),
   compareTables: z.array(z.string().min(1)).default([]),
+  /** Compare every user table of the database instead of (as well as) compareTables. */
+  compareAllTables: z.boolean().default(false),
 });
 
 export const planSchema = z.strictObject({

@@ -185,6 +185,8 @@ max_slot_wal_keep_size = '4GB'
 hot_standby = on
 # pg_rewind needs it to bring a failed primary back as a replica.
 wal_log_hints = on
+# DR drills read the source's last commit time (pg_last_committed_xact) to measure RPO.
+track_commit_timestamp = on
 archive_mode = off
 shared_buffers = '64MB'
 max_connections = 100
