@@ -64,18 +64,11 @@ async function start(
   link: string,
   json: boolean,
 ): Promise<number> {
-  let started = true;
-  try {
-    await client.workflow.start<typeof walArchiverWorkflow>('walArchiverWorkflow', {
-      taskQueue: SHARED_TASK_QUEUE,
-      workflowId,
-      args: [{ database, requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username }],
-      staticSummary: `WAL archiver: ${database}`,
-    });
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    started = false;
-  }
+  const { started } = await startArchiver(
+    client,
+    database,
+    process.env.LIFEBOAT_USER ?? os.userInfo().username,
+  );
   if (json) printJson({ workflowId, started, alreadyRunning: !started, webUi: link });
   else
     process.stdout.write(
@@ -84,6 +77,27 @@ async function start(
         : `WAL archiver of ${database} already runs: ${workflowId}\n  ${link}\n`,
     );
   return EXIT.ok;
+}
+
+/** Starts the WAL archiver of a database unless one runs; used by `archiver start` and `apply`. */
+export async function startArchiver(
+  client: Client,
+  database: string,
+  requestedBy: string,
+): Promise<{ workflowId: string; started: boolean }> {
+  const workflowId = workflowIds.walArchiver(database);
+  try {
+    await client.workflow.start<typeof walArchiverWorkflow>('walArchiverWorkflow', {
+      taskQueue: SHARED_TASK_QUEUE,
+      workflowId,
+      args: [{ database, requestedBy }],
+      staticSummary: `WAL archiver: ${database}`,
+    });
+    return { workflowId, started: true };
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    return { workflowId, started: false };
+  }
 }
 
 async function stop(client: Client, workflowId: string, link: string, json: boolean): Promise<number> {

@@ -19,6 +19,8 @@ const commands: Record<string, () => Promise<Command>> = {
   restore: () => import('./restore.ts'),
   'wal-fetch': () => import('./wal-fetch.ts'),
   retention: () => import('./retention.ts'),
+  apply: () => import('./apply.ts'),
+  compliance: () => import('./compliance.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -30,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`usage: lifeboat <command> [options]\n\ncommands:\n${lines.join('\n')}\n`);
     return name ? EXIT.ok : EXIT.badInput;
   }
+  // `drill report` reads the repository, not Temporal: its own module beside `drill`'s.
+  if (name === 'drill' && rest[0] === 'report') return (await import('./drill-report.ts')).run(rest.slice(1));
   const load = commands[name];
   if (!load) {
     printError(`unknown command "${name}"; run lifeboat --help`);

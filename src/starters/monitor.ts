@@ -108,19 +108,7 @@ export async function startMonitor(
   requestedBy: string,
   json: boolean,
 ): Promise<number> {
-  const workflowId = workflowIds.monitor(database);
-  let started = true;
-  try {
-    await client.workflow.start<typeof regionHealthMonitorWorkflow>('regionHealthMonitorWorkflow', {
-      taskQueue: SHARED_TASK_QUEUE,
-      workflowId,
-      args: [{ database, requestedBy }],
-      staticSummary: `region health monitor: ${database}`,
-    });
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    started = false;
-  }
+  const { workflowId, started } = await ensureMonitor(client, database, requestedBy);
   if (json) printJson({ workflowId, started, alreadyRunning: !started });
   else
     process.stdout.write(
@@ -129,4 +117,25 @@ export async function startMonitor(
         : `monitor of ${database} already runs: ${workflowId}\n`,
     );
   return EXIT.ok;
+}
+
+/** Starts the monitor unless one runs, printing nothing: `apply` reports it with the rest. */
+export async function ensureMonitor(
+  client: Client,
+  database: string,
+  requestedBy: string,
+): Promise<{ workflowId: string; started: boolean }> {
+  const workflowId = workflowIds.monitor(database);
+  try {
+    await client.workflow.start<typeof regionHealthMonitorWorkflow>('regionHealthMonitorWorkflow', {
+      taskQueue: SHARED_TASK_QUEUE,
+      workflowId,
+      args: [{ database, requestedBy }],
+      staticSummary: `region health monitor: ${database}`,
+    });
+    return { workflowId, started: true };
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    return { workflowId, started: false };
+  }
 }
