@@ -3,6 +3,7 @@
 // (it must work when Temporal is down) and by workflows through the listBackups activity.
 import { catalogEntry, parseManifest, type BackupManifest, type CatalogEntry } from '../domain/manifest.ts';
 import { repository } from '../domain/repository.ts';
+import type { WalListing } from '../domain/restore.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 
 export interface Catalog {
@@ -35,4 +36,25 @@ export async function readCatalog(store: ObjectStore, database: string): Promise
     }
   }
   return catalog;
+}
+
+/**
+ * The WAL archive of a database as stored: completed and partial segment names (for chain
+ * resolution and the gap check) and every object key under it (so nothing stored is unseen).
+ */
+export async function readWalListing(
+  store: ObjectStore,
+  database: string,
+  walSegmentSize: number,
+): Promise<{ wal: WalListing; keys: string[] }> {
+  const objects = await store.list(repository.walPrefix('', database));
+  const wal: WalListing = { segments: [], partials: [], walSegmentSize };
+  for (const o of objects) {
+    const full = /\/([0-9A-F]{24})\.zst\.age$/.exec(o.key);
+    if (full) wal.segments.push(full[1]!);
+    const partial = /\/([0-9A-F]{24})\.partial\.([0-9A-F]+)-([0-9A-F]+)\.zst\.age$/.exec(o.key);
+    if (partial) wal.partials.push({ segment: partial[1]!, upToLsn: `${partial[2]}/${partial[3]}` });
+  }
+  wal.segments.sort();
+  return { wal, keys: objects.map((o) => o.key) };
 }

@@ -16,7 +16,6 @@ import { LifeboatError } from '../domain/errors.ts';
 import { lsnDistance } from '../domain/lsn.ts';
 import type { CatalogEntry } from '../domain/manifest.ts';
 import { dbnameOf, type Plan, type PostgresConnection } from '../domain/plan.ts';
-import { repository } from '../domain/repository.ts';
 import {
   quoteSetting,
   recoverySettings,
@@ -25,7 +24,7 @@ import {
   type RestoreTarget,
   type WalListing,
 } from '../domain/restore.ts';
-import { readCatalog } from './catalog.ts';
+import { readCatalog, readWalListing } from './catalog.ts';
 import { createAgeDecryptor, identitiesFromText } from './pipeline/age.ts';
 import { startTool } from './pipeline/child.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
@@ -93,15 +92,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
       const catalog = await readCatalog(store(), input.database);
       const newest = catalog.manifests.at(-1);
       const walSegmentSize = newest?.postgres.walSegmentSize ?? DEFAULT_SEGMENT;
-      const objects = await store().list(repository.walPrefix('', input.database));
-      const wal: WalListing = { segments: [], partials: [], walSegmentSize };
-      for (const o of objects) {
-        const full = /\/([0-9A-F]{24})\.zst\.age$/.exec(o.key);
-        if (full) wal.segments.push(full[1]!);
-        const partial = /\/([0-9A-F]{24})\.partial\.([0-9A-F]+)-([0-9A-F]+)\.zst\.age$/.exec(o.key);
-        if (partial) wal.partials.push({ segment: partial[1]!, upToLsn: `${partial[2]}/${partial[3]}` });
-      }
-      wal.segments.sort();
+      const { wal } = await readWalListing(store(), input.database, walSegmentSize);
       return {
         backups: catalog.entries,
         wal,

@@ -53,7 +53,8 @@ ul{margin:4px 0 12px;padding-left:20px;font-size:13px}
 section.drill{border-top:3px solid #dee2e6;margin-top:32px;padding-top:8px}
 `;
 
-function page(title: string, body: string): string {
+/** A complete page with the shared inline stylesheet (also used by the compliance report). */
+export function htmlPage(title: string, body: string): string {
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -322,7 +323,7 @@ ${chainSection(report)}
 
 /** One drill as a self-contained HTML page. */
 export function renderDrillReportHtml(report: DrillReport): string {
-  return page(
+  return htmlPage(
     `Lifeboat drill ${report.drillId} — ${report.database} — ${report.outcome}`,
     reportBody(report, 'h1'),
   );
@@ -372,5 +373,5 @@ ${
 }
 ${unreadableHtml}
 ${sorted.map((r) => `<section class="drill" id="${e(anchor(r))}">${reportBody(r, 'h2')}</section>`).join('\n')}`;
-  return page(title, body);
+  return htmlPage(title, body);
 }
