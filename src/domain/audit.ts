@@ -80,8 +80,8 @@ export const auditRecordSchema = z.strictObject({
 export type AuditRecord = z.infer<typeof auditRecordSchema>;
 export type AuditApprovalGate = AuditRecord['approvals'][number];
 
-/** Steps listed per record; a WAL archiver run may schedule thousands. */
-export const MAX_AUDIT_STEPS = 500;
+/** Steps listed per record: a monitor run checks up to 500 times, a record stays small (~40 kB). */
+export const MAX_AUDIT_STEPS = 200;
 
 /** The record's key (repository.auditRecord): the run's start month, time, workflow id, run id. */
 export function auditRecordKey(
