@@ -158,7 +158,10 @@ export function secondLocation(database: string, tier: number, ev: DatabaseEvide
  * The objectives a drill is judged against today: the database's own when the plan states them,
  * else its tier's (the same rule the drill workflow applies when it writes its verdicts).
  */
-export function objectivesOf(db: Plan['databases'][string]): {
+export function objectivesOf(
+  database: string,
+  db: Plan['databases'][string],
+): {
   rtoMs: number;
   rpoMs: number;
   source: string;
@@ -170,7 +173,9 @@ export function objectivesOf(db: Plan['databases'][string]): {
     rtoMs: rto ?? tier.rtoMs,
     rpoMs: rpo ?? tier.rpoMs,
     source:
-      rto !== undefined || rpo !== undefined ? `the plan's objectives (tier ${db.tier})` : `tier ${db.tier}`,
+      rto !== undefined || rpo !== undefined
+        ? `the plan's objectives for ${database}`
+        : `tier ${db.tier}'s targets`,
   };
 }
 
@@ -204,7 +209,7 @@ export function drillRecent(
   const older = ev.drills.filter((d) => d.database === database && Date.parse(d.startedAt) < since);
   return result('drill-recent', database, 'fail', [
     recent.length
-      ? `no drill since ${new Date(since).toISOString()} met ${targets.source}'s targets; the last ${Math.min(
+      ? `no drill since ${new Date(since).toISOString()} met ${targets.source}; the last ${Math.min(
           recent.length,
           3,
         )}:`
@@ -289,7 +294,7 @@ export function evaluateCompliance(input: ComplianceInput): ComplianceReport {
       backupFresh(name, db.tier, ev, input.now),
       backupsEncrypted(name, ev),
       secondLocation(name, db.tier, ev),
-      drillRecent(name, objectivesOf(db), ev, input.now),
+      drillRecent(name, objectivesOf(name, db), ev, input.now),
       walContinuous(name, ev),
     );
   }
