@@ -1,0 +1,413 @@
+// `lifeboat apply` on the real local stack (dev server): the plan's schedules are created as
+// described, a second apply changes nothing, a changed plan updates one and deletes one, --dry-run
+// changes nothing, a schedule Lifeboat did not make is never touched; a triggered backup schedule
+// runs the backup under backup-<db> (the lock); with the lock held a run is skipped, or missed when
+// it has a start window; past its completion window a backup is cancelled cleanly; webhooks hear
+// of failures. The archiver and monitor are started once.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection, WorkflowFailedError, type ScheduleHandle } from '@temporalio/client';
+import { parse, stringify } from 'yaml';
+import type { ScheduledBackupResult } from '../../src/domain/schedules.ts';
+import { ensureStack, type TestStack } from '../support/stack.ts';
+import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+
+const DB = 'orders';
+const FULL = 'lifeboat-backup-full-orders-daily';
+const INC = 'lifeboat-backup-incremental-orders-daily';
+const DRILL = 'lifeboat-drill-orders-weekly';
+const RETENTION = 'lifeboat-retention-orders';
+const FOREIGN = `not-lifeboat-${process.pid}`;
+
+type RawPlan = {
+  backup: { policies: Record<string, unknown>[] };
+  drills: { policies: Record<string, unknown>[] };
+  notifications?: unknown;
+};
+
+interface ApplyJson {
+  plan: string;
+  dryRun: boolean;
+  schedules: { id: string; action: string }[];
+  workflows: { kind: string; database: string; workflowId: string; state: string }[];
+}
+
+describe('lifeboat apply on the local stack', () => {
+  let stack: TestStack;
+  let client: Client;
+  let connection: Connection;
+  let planFile: string;
+  let changedPlanFile: string;
+  const workers: WorkerProcess[] = [];
+  const hooks: { title: string; text: string; event: string }[] = [];
+  let hookServer: http.Server;
+  const started: string[] = []; // workflow ids this file started directly
+  const lockQueue = `lifeboat-apply-test-idle-${process.pid}`; // no worker polls it
+
+  const apply = async (file: string, ...extra: string[]) => {
+    const run = await runCli(['apply', '-f', file, '--json', ...extra], stack.env);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    return JSON.parse(run.stdout) as ApplyJson;
+  };
+  const actions = (a: ApplyJson) => Object.fromEntries(a.schedules.map((s) => [s.id, s.action]));
+
+  before(async () => {
+    stack = await ensureStack();
+    connection = await Connection.connect({ address: stack.layout.temporal.address });
+    client = new Client({ connection });
+    await deleteLifeboatSchedules(client);
+    hookServer = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        hooks.push(JSON.parse(body) as (typeof hooks)[number]);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => hookServer.listen(0, '127.0.0.1', resolve));
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-apply-'));
+    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as RawPlan;
+    raw.notifications = {
+      webhooks: [
+        {
+          name: 'test-hook',
+          url: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`,
+          events: ['failure'],
+        },
+      ],
+    };
+    planFile = path.join(tmp, 'lifeboat.yaml');
+    fs.writeFileSync(planFile, stringify(raw));
+    // The changed plan: incremental every 2h (an update), no drill schedule (a delete).
+    raw.backup.policies[0]!.incremental = { every: '2h' };
+    delete raw.drills.policies[0]!.schedule;
+    changedPlanFile = path.join(tmp, 'changed.yaml');
+    fs.writeFileSync(changedPlanFile, stringify(raw));
+    // Both regions: the backup streams from the primary's, the monitor checks from the other.
+    for (const region of ['us-east-1', 'us-west-2'])
+      workers.push(await startWorker(region, stack.layout.secretsFile, planFile, stack.env));
+    await client.schedule.create({
+      scheduleId: FOREIGN,
+      spec: { intervals: [{ every: '1d' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'somebodyElsesWorkflow',
+        taskQueue: lockQueue,
+        args: [],
+      },
+      state: { paused: true, note: 'made by hand' },
+    });
+  });
+
+  after(async () => {
+    await client.schedule
+      .getHandle(FOREIGN)
+      .delete()
+      .catch(() => {});
+    await deleteLifeboatSchedules(client).catch(() => {});
+    for (const id of ['monitor-orders', 'wal-archiver-orders']) {
+      const h = client.workflow.getHandle(id);
+      await h.cancel().catch(() => {});
+      await h.result().catch(() => {});
+    }
+    for (const id of started)
+      await client.workflow
+        .getHandle(id)
+        .terminate('test clean-up')
+        .catch(() => {});
+    for (const w of workers) await w.stop('SIGTERM');
+    hookServer?.close();
+    await connection?.close();
+  });
+
+  it('refuses a plan with problems: exit 2, every problem with its path', async () => {
+    const raw = parse(fs.readFileSync(planFile, 'utf8')) as RawPlan;
+    raw.backup.policies.push({ ...raw.backup.policies[0], full: { cron: '0 1 * * *', every: '1h' } });
+    const bad = path.join(path.dirname(planFile), 'bad.yaml');
+    fs.writeFileSync(bad, stringify(raw));
+    const run = await runCli(['apply', '-f', bad], stack.env);
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(run.stderr, /backup\.policies\.1\.full|backup\.policies\[1\]\.full/);
+  });
+
+  it('--dry-run on an empty namespace lists what it would create and creates nothing', async () => {
+    const out = await apply(planFile, '--dry-run');
+    assert.equal(out.dryRun, true);
+    assert.deepEqual(actions(out), {
+      [FULL]: 'create',
+      [INC]: 'create',
+      [DRILL]: 'create',
+      [RETENTION]: 'create',
+    });
+    assert.deepEqual(
+      out.workflows.map((w) => w.state),
+      ['would-start', 'would-start'],
+    );
+    for (const id of [FULL, INC, DRILL, RETENTION])
+      await assert.rejects(client.schedule.getHandle(id).describe(), /not found/i);
+  });
+
+  it('creates the plan schedules: spec, action, args, overlap SKIP; starts archiver and monitor', async () => {
+    const out = await apply(planFile);
+    assert.deepEqual(actions(out), {
+      [FULL]: 'create',
+      [INC]: 'create',
+      [DRILL]: 'create',
+      [RETENTION]: 'create',
+    });
+    assert.deepEqual(
+      out.workflows.map((w) => [w.workflowId, w.state]),
+      [
+        ['wal-archiver-orders', 'started'],
+        ['monitor-orders', 'started'],
+      ],
+    );
+    const full = await client.schedule.getHandle(FULL).describe();
+    assert.equal(full.action.type, 'startWorkflow');
+    assert.equal(full.action.workflowType, 'scheduledBackupWorkflow');
+    assert.equal(full.action.taskQueue, 'lifeboat');
+    assert.deepEqual(full.action.args, [
+      { database: DB, kind: 'full', policy: 'orders-daily', requestedBy: `schedule:${FULL}` },
+    ]);
+    assert.equal(full.policies.overlap, 'SKIP');
+    assert.equal(full.policies.catchupWindow, 86_400_000);
+    assert.deepEqual(full.memo, {
+      lifeboat: {
+        managedBy: 'lifeboat apply',
+        plan: 'local',
+        kind: 'backup-full',
+        policy: 'orders-daily',
+        database: DB,
+      },
+    });
+    // cron '0 2 * * *' comes back as a calendar: 02:00:00 every day
+    const cal = full.spec.calendars?.[0] as any;
+    assert.deepEqual([cal.hour[0].start, cal.minute[0].start, cal.second[0].start], [2, 0, 0]);
+    const inc = await client.schedule.getHandle(INC).describe();
+    assert.deepEqual(
+      inc.spec.intervals?.map((i) => i.every),
+      [3_600_000],
+    );
+    assert.equal((inc.action.args as any[])[0].kind, 'incremental');
+    const drill = await client.schedule.getHandle(DRILL).describe();
+    assert.equal(drill.action.workflowType, 'drDrillWorkflow');
+    assert.deepEqual(drill.action.args, [
+      { database: DB, region: 'us-west-2', requestedBy: `schedule:${DRILL}`, policy: 'orders-weekly' },
+    ]);
+    const retention = await client.schedule.getHandle(RETENTION).describe();
+    assert.deepEqual([retention.spec.intervals?.[0]?.every, retention.spec.jitter], [86_400_000, 1_800_000]);
+    // The stack's own temporal CLI shows them.
+    const listed = execFileSync(
+      path.join(stack.layout.toolsBin, 'temporal'),
+      ['schedule', 'list', '--address', stack.layout.temporal.address],
+      { encoding: 'utf8' },
+    );
+    for (const id of [FULL, INC, DRILL, RETENTION]) assert.match(listed, new RegExp(id));
+    process.stdout.write(`# temporal schedule list:\n${listed.replace(/^/gm, '#   ')}\n`);
+  });
+
+  it('a second apply: every schedule unchanged, archiver and monitor already running', async () => {
+    const out = await apply(planFile);
+    assert.deepEqual(actions(out), {
+      [FULL]: 'unchanged',
+      [INC]: 'unchanged',
+      [DRILL]: 'unchanged',
+      [RETENTION]: 'unchanged',
+    });
+    assert.deepEqual(
+      out.workflows.map((w) => w.state),
+      ['already-running', 'already-running'],
+    );
+  });
+
+  it('--dry-run of a changed plan says what would change and changes nothing', async () => {
+    const before = await client.schedule.getHandle(INC).describe();
+    const out = await apply(changedPlanFile, '--dry-run');
+    assert.deepEqual(actions(out), {
+      [FULL]: 'unchanged',
+      [INC]: 'update',
+      [DRILL]: 'delete',
+      [RETENTION]: 'unchanged',
+    });
+    const afterwards = await client.schedule.getHandle(INC).describe();
+    assert.deepEqual(afterwards.spec.intervals, before.spec.intervals);
+    assert.equal(afterwards.state.note, before.state.note);
+    await client.schedule.getHandle(DRILL).describe(); // still there
+  });
+
+  it('a changed plan updates one schedule and deletes the removed one; a foreign schedule is untouched', async () => {
+    const foreignBefore = await client.schedule.getHandle(FOREIGN).describe();
+    const out = await apply(changedPlanFile);
+    assert.deepEqual(actions(out), {
+      [FULL]: 'unchanged',
+      [INC]: 'update',
+      [DRILL]: 'delete',
+      [RETENTION]: 'unchanged',
+    });
+    const inc = await client.schedule.getHandle(INC).describe();
+    assert.deepEqual(
+      inc.spec.intervals?.map((i) => i.every),
+      [7_200_000],
+    );
+    await assert.rejects(client.schedule.getHandle(DRILL).describe(), /not found/i);
+    const again = await apply(changedPlanFile);
+    assert.deepEqual(actions(again), { [FULL]: 'unchanged', [INC]: 'unchanged', [RETENTION]: 'unchanged' });
+    const foreign = await client.schedule.getHandle(FOREIGN).describe();
+    assert.equal(foreign.state.note, foreignBefore.state.note);
+    assert.equal(foreign.state.paused, true);
+    assert.equal(foreign.action.workflowType, 'somebodyElsesWorkflow');
+  });
+
+  it('a triggered full backup schedule runs the backup under backup-orders', async () => {
+    const handle = client.schedule.getHandle(FULL);
+    const run = await triggerAndWait(handle);
+    const result = (await client.workflow.getHandle(run).result()) as ScheduledBackupResult;
+    assert.equal(result.outcome, 'completed', JSON.stringify(result));
+    assert.equal(result.childWorkflowId, 'backup-orders');
+    assert.match(result.backupId ?? '', /^orders-full-/);
+    const child = await client.workflow.getHandle('backup-orders', result.childRunId).describe();
+    assert.equal(child.type, 'fullBackupWorkflow');
+    assert.equal(child.status.name, 'COMPLETED');
+    const childResult = (await client.workflow.getHandle('backup-orders', result.childRunId).result()) as {
+      backupId: string;
+    };
+    assert.equal(childResult.backupId, result.backupId);
+    process.stdout.write(`# scheduled run ${run}: ${result.outcome}, backup ${result.backupId}\n`);
+  });
+
+  it('while another backup holds backup-orders, a triggered run is skipped and says so', async () => {
+    const holder = await holdLock();
+    try {
+      const run = await triggerAndWait(client.schedule.getHandle(FULL));
+      const result = (await client.workflow.getHandle(run).result()) as ScheduledBackupResult;
+      assert.equal(result.outcome, 'skipped');
+      assert.match(result.reason ?? '', /skipped: a backup of orders is running \(backup-orders\)/);
+      // The holder is still the one running: the lock was honoured.
+      assert.equal((await client.workflow.getHandle('backup-orders').describe()).runId, holder);
+    } finally {
+      await client.workflow.getHandle('backup-orders', holder).terminate('test: lock released');
+    }
+  });
+
+  it('with a start window, a run that cannot take the lock in time is missed, and the webhook hears it', async () => {
+    const holder = await holdLock();
+    const hooksBefore = hooks.length;
+    try {
+      const id = `test-scheduled-missed-${Date.now()}`;
+      started.push(id);
+      const h = await client.workflow.start('scheduledBackupWorkflow', {
+        taskQueue: 'lifeboat',
+        workflowId: id,
+        args: [
+          { database: DB, kind: 'full', policy: 'orders-daily', requestedBy: 'test', startWindow: '3s' },
+        ],
+      });
+      const err = await h.result().then(
+        () => assert.fail('expected the run to fail as missed'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof WorkflowFailedError);
+      assert.equal((err.cause as any).type, 'ScheduledBackupMissed');
+      assert.match(
+        err.cause!.message,
+        /could not start inside its start window of 3s: another run held backup-orders/,
+      );
+      const record = (err.cause as any).details[0] as ScheduledBackupResult;
+      assert.equal(record.outcome, 'missed');
+      assert.ok(record.attempts >= 2, `attempts ${record.attempts}`);
+      assert.equal((await client.workflow.getHandle('backup-orders').describe()).runId, holder);
+      const hook = hooks.slice(hooksBefore).find((x) => x.title.includes('missed'));
+      assert.ok(hook, JSON.stringify(hooks));
+      assert.equal(hook.event, 'failure');
+    } finally {
+      await client.workflow.getHandle('backup-orders', holder).terminate('test: lock released');
+    }
+  });
+
+  it('a backup running past its completion window is cancelled cleanly and reported', async () => {
+    const hooksBefore = hooks.length;
+    const id = `test-scheduled-completion-${Date.now()}`;
+    started.push(id);
+    // 32 kB/s: the base backup of the stack database (tens of MB) cannot finish in 2 s.
+    const h = await client.workflow.start('scheduledBackupWorkflow', {
+      taskQueue: 'lifeboat',
+      workflowId: id,
+      args: [
+        {
+          database: DB,
+          kind: 'full',
+          policy: 'orders-daily',
+          requestedBy: 'test',
+          completionWindow: '2s',
+          maxRate: '32k',
+        },
+      ],
+    });
+    const err = await h.result().then(
+      () => assert.fail('expected the run to fail past its completion window'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.equal((err.cause as any).type, 'CompletionWindowExceeded');
+    const record = (err.cause as any).details[0] as ScheduledBackupResult;
+    assert.equal(record.outcome, 'cancelled');
+    const child = await client.workflow.getHandle('backup-orders', record.childRunId).describe();
+    assert.equal(child.status.name, 'CANCELLED');
+    const hook = hooks.slice(hooksBefore).find((x) => x.title.includes('cancelled'));
+    assert.ok(hook, JSON.stringify(hooks));
+    assert.match(hook.text, /past its completion window of 2s/);
+  });
+
+  /** A fullBackupWorkflow under backup-orders that nothing runs: holds the lock until terminated. */
+  async function holdLock(): Promise<string> {
+    const h = await client.workflow.start('fullBackupWorkflow', {
+      taskQueue: lockQueue,
+      workflowId: 'backup-orders',
+      args: [{ database: DB }],
+      workflowIdConflictPolicy: 'FAIL',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    });
+    return h.firstExecutionRunId;
+  }
+
+  /** Triggers the schedule once and returns the id of the workflow it started. */
+  async function triggerAndWait(handle: ScheduleHandle): Promise<string> {
+    const seen = new Set(
+      (await handle.describe()).info.recentActions.map((a) => a.action.workflow.workflowId),
+    );
+    await handle.trigger();
+    for (let i = 0; i < 100; i++) {
+      const d = await handle.describe();
+      const fresh = [
+        ...d.info.runningActions.map((a) => a.workflow.workflowId),
+        ...d.info.recentActions.map((a) => a.action.workflow.workflowId),
+      ].find((id) => !seen.has(id));
+      if (fresh) return fresh;
+      await sleep(200);
+    }
+    throw new Error(`schedule ${handle.scheduleId} started nothing after a trigger`);
+  }
+});
+
+/** Removes every schedule an earlier apply made on this stack (any plan). */
+async function deleteLifeboatSchedules(client: Client): Promise<void> {
+  for await (const s of client.schedule.list())
+    if ((s.memo?.lifeboat as { managedBy?: string } | undefined)?.managedBy === 'lifeboat apply')
+      await client.schedule
+        .getHandle(s.scheduleId)
+        .delete()
+        .catch(() => {});
+  // The listing lags: the ids apply uses are deleted by name too.
+  for (const id of [FULL, INC, DRILL, RETENTION])
+    await client.schedule
+      .getHandle(id)
+      .delete()
+      .catch(() => {});
+}
