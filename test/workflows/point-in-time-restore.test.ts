@@ -24,7 +24,7 @@ import {
   type RestoreProgress,
   type RestoreResult,
 } from '../../src/domain/restore.ts';
-import { archiverSlotName, segmentOfLsn } from '../../src/domain/wal.ts';
+import { archiverSlotName } from '../../src/domain/wal.ts';
 import { loadPlan } from '../../src/workers/plan-file.ts';
 import type { pointInTimeRestoreWorkflow } from '../../src/workflows/point-in-time-restore.ts';
 import { stackUp } from '../../src/stack/stack.ts';
@@ -32,7 +32,6 @@ import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
 const DB = 'orders';
-const SEG = 16 * 1024 * 1024;
 const ROWS = 60;
 
 interface Mark {
@@ -165,7 +164,8 @@ describe('point-in-time restore on the local stack', () => {
     const end = (await admin.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn'))
       .rows[0]!.lsn;
     await admin.query('select pg_switch_wal()');
-    const segment = segmentOfLsn(1, end, SEG);
+    // The segment's name carries the timeline, which is past 1 once the stack has failed over.
+    const segment = (await admin.query<{ f: string }>('select pg_walfile_name($1) as f', [end])).rows[0]!.f;
     for (let i = 0; !(await store.head(repository.walSegment('', DB, segment))); i++) {
       assert.ok(i < 120, `${segment} (holding ${end}) not archived within 60 s`);
       await sleep(500);
