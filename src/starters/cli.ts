@@ -19,7 +19,6 @@ const commands: Record<string, () => Promise<Command>> = {
   restore: () => import('./restore.ts'),
   'wal-fetch': () => import('./wal-fetch.ts'),
   retention: () => import('./retention.ts'),
-  drill: () => import('./drill.ts'),
   apply: () => import('./apply.ts'),
   compliance: () => import('./compliance.ts'),
   audit: () => import('./audit.ts'),
