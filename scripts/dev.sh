@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm run dev`: installs what is missing, brings up the local stack, starts a worker per region,
-# runs `lifeboat doctor` and prints the Web UI link, then keeps the workers running until Ctrl-C.
+# runs `lifeboat doctor`, applies the plan (schedules, archiver, monitor), takes a first full
+# backup and prints the Web UI link, then keeps the workers running until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=bootstrap.sh
@@ -40,6 +41,13 @@ for region in us-east-1 us-west-2; do
 done
 
 lifeboat doctor -f "$plan" || echo "doctor found problems (see above)"
+echo
+# The plan's schedules (backups, retention, drills), its WAL archiver and region health monitor;
+# idempotent: a second `npm run dev` finds them all unchanged and running.
+lifeboat apply -f "$plan" || echo "apply found problems (see above)"
+echo
+echo "first full backup of orders (the schedules take the next ones):"
+lifeboat backup full --database orders -f "$plan" || echo "the first full backup failed (see above)"
 echo
 echo "Temporal Web UI: $(lifeboat stack status --json | node -e 'const s=JSON.parse(require("fs").readFileSync(0,"utf8"));console.log(s.parts.find(p=>p.name==="temporal").details.webUi)')   worker logs: $state/logs/worker-*.log"
 echo "Workers are running. Ctrl-C to stop them."
