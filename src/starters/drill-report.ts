@@ -36,11 +36,11 @@ export async function run(argv: string[]): Promise<number> {
   if (!args) return EXIT.badInput;
   const problems: string[] = [];
   const plan = loadPlanInto(problems, args.file as string | undefined);
+  // Any database name, not only the plan's: drills of a database since removed from the plan
+  // are still evidence. It must be a name, though — it becomes a storage prefix.
   const database = args.database as string | undefined;
-  if (database !== undefined && plan && !plan.databases[database])
-    problems.push(
-      `--database: "${database}" is not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`,
-    );
+  if (database !== undefined && !/^[a-z0-9]([a-z0-9-_]*[a-z0-9])?$/.test(database))
+    problems.push(`--database: "${database}" is not a database name (lowercase letters, digits, - and _)`);
   const since = args.since as string | undefined;
   const sinceMs = since === undefined ? undefined : parseDuration(since);
   if (since !== undefined && sinceMs === undefined)

@@ -25,7 +25,8 @@ describe('lifeboat drill report on the local stack', () => {
   let planFile: string;
   let tmp: string;
   const cli = (args: string[]) => runCli(['drill', 'report', ...args, '-f', planFile], stack.env);
-  // GIVEN three drills of orders (2, 10 and 200 days ago), one of billing, and three bad files.
+  // GIVEN three drills of orders (2, 10 and 200 days ago), one of billing (a database no longer in
+  // the plan: its drills are still evidence), and three bad files.
   const recentFailed = failedDrillReportFixture({ drillId: 'drill-recent-failed' }, ago(2));
   const recentPassed = drillReportFixture({ drillId: 'drill-recent-passed' }, ago(10));
   const old = drillReportFixture({ drillId: 'drill-old' }, ago(200));
@@ -38,7 +39,6 @@ describe('lifeboat drill report on the local stack', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-drill-report-'));
     const raw = parse(fs.readFileSync(stack.planFile, 'utf8'));
     raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-drill-report-${Date.now()}`;
-    raw.databases.billing = { ...raw.databases.orders, tier: 2 };
     planFile = path.join(tmp, 'lifeboat.yaml');
     fs.writeFileSync(planFile, stringify(raw));
     store = createObjectStore(loadPlan(planFile).storage.primary, stack.env);
@@ -100,6 +100,17 @@ describe('lifeboat drill report on the local stack', () => {
     ]);
   });
 
+  it('lists the drills of a database that is no longer in the plan', async () => {
+    const run = await cli(['--database', 'billing', '--json']);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const out = JSON.parse(run.stdout) as { drills: { report: DrillReport }[]; unreadable: unknown[] };
+    assert.deepEqual(
+      out.drills.map((d) => d.report),
+      [billing],
+    );
+    assert.deepEqual(out.unreadable, []);
+  });
+
   it('--html writes one self-contained page with every drill in scope', async () => {
     const file = path.join(tmp, 'drills.html');
     const run = await cli(['--database', 'orders', '--html', file]);
@@ -115,9 +126,9 @@ describe('lifeboat drill report on the local stack', () => {
   });
 
   it('refuses bad input with exit 2, every problem listed', async () => {
-    const run = await cli(['--database', 'nope', '--since', 'soon', '--html', tmp]);
+    const run = await cli(['--database', '../orders', '--since', 'soon', '--html', tmp]);
     assert.equal(run.code, 2, run.stdout + run.stderr);
-    assert.match(run.stderr, /--database: "nope" is not in the plan/);
+    assert.match(run.stderr, /--database: "\.\.\/orders" is not a database name/);
     assert.match(run.stderr, /--since: expected a duration such as 90d/);
     assert.match(run.stderr, /--html: expected a file to write/);
   });
