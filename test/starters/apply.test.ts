@@ -49,6 +49,8 @@ describe('lifeboat apply on the local stack', () => {
   const hooks: { title: string; text: string; event: string }[] = [];
   let hookServer: http.Server;
   const started: string[] = []; // workflow ids this file started directly
+  const startedByApply: string[] = [];
+  let runIdsAfterFirstApply: (string | undefined)[] = [];
   const lockQueue = `lifeboat-apply-test-idle-${process.pid}`; // no worker polls it
 
   const apply = async (file: string, ...extra: string[]) => {
@@ -112,7 +114,8 @@ describe('lifeboat apply on the local stack', () => {
       .delete()
       .catch(() => {});
     await deleteLifeboatSchedules(client).catch(() => {});
-    for (const id of ['monitor-orders', 'wal-archiver-orders']) {
+    // Only what this file started: an archiver or monitor that ran before it keeps running.
+    for (const id of startedByApply) {
       const h = client.workflow.getHandle(id);
       await h.cancel().catch(() => {});
       await h.result().catch(() => {});
@@ -129,12 +132,17 @@ describe('lifeboat apply on the local stack', () => {
 
   it('refuses a plan with problems: exit 2, every problem with its path', async () => {
     const raw = parse(fs.readFileSync(planFile, 'utf8')) as RawPlan;
-    raw.backup.policies.push({ ...raw.backup.policies[0], full: { cron: '0 1 * * *', every: '1h' } });
+    raw.backup.policies.push({
+      ...raw.backup.policies[0],
+      full: { cron: '0 1 * * *', every: '1h' },
+      startWindow: 'soon',
+    });
     const bad = path.join(path.dirname(planFile), 'bad.yaml');
     fs.writeFileSync(bad, stringify(raw));
     const run = await runCli(['apply', '-f', bad], stack.env);
     assert.equal(run.code, 2, run.stdout + run.stderr);
-    assert.match(run.stderr, /backup\.policies\.1\.full|backup\.policies\[1\]\.full/);
+    assert.match(run.stderr, /backup\.policies\[1\]\.full: give exactly one of cron or every/);
+    assert.match(run.stderr, /backup\.policies\[1\]\.startWindow: expected a duration/);
   });
 
   it('--dry-run on an empty namespace lists what it would create and creates nothing', async () => {
@@ -146,15 +154,22 @@ describe('lifeboat apply on the local stack', () => {
       [DRILL]: 'create',
       [RETENTION]: 'create',
     });
+    const running = [await runIdOf('wal-archiver-orders'), await runIdOf('monitor-orders')];
     assert.deepEqual(
-      out.workflows.map((w) => w.state),
-      ['would-start', 'would-start'],
+      out.workflows.map((w) => [w.workflowId, w.state]),
+      [
+        ['wal-archiver-orders', running[0] ? 'already-running' : 'would-start'],
+        ['monitor-orders', running[1] ? 'already-running' : 'would-start'],
+      ],
     );
+    // The dry run started nothing.
+    assert.deepEqual([await runIdOf('wal-archiver-orders'), await runIdOf('monitor-orders')], running);
     for (const id of [FULL, INC, DRILL, RETENTION])
       await assert.rejects(client.schedule.getHandle(id).describe(), /not found/i);
   });
 
   it('creates the plan schedules: spec, action, args, overlap SKIP; starts archiver and monitor', async () => {
+    const before = [await runIdOf('wal-archiver-orders'), await runIdOf('monitor-orders')];
     const out = await apply(planFile);
     assert.deepEqual(actions(out), {
       [FULL]: 'create',
@@ -162,13 +177,19 @@ describe('lifeboat apply on the local stack', () => {
       [DRILL]: 'create',
       [RETENTION]: 'create',
     });
+    // Started unless one already ran (then kept, not restarted).
     assert.deepEqual(
       out.workflows.map((w) => [w.workflowId, w.state]),
       [
-        ['wal-archiver-orders', 'started'],
-        ['monitor-orders', 'started'],
+        ['wal-archiver-orders', before[0] ? 'already-running' : 'started'],
+        ['monitor-orders', before[1] ? 'already-running' : 'started'],
       ],
     );
+    startedByApply.push(...out.workflows.filter((w) => w.state === 'started').map((w) => w.workflowId));
+    runIdsAfterFirstApply = [await runIdOf('wal-archiver-orders'), await runIdOf('monitor-orders')];
+    assert.ok(runIdsAfterFirstApply.every(Boolean), 'archiver and monitor run');
+    if (before[0]) assert.equal(runIdsAfterFirstApply[0], before[0]);
+    if (before[1]) assert.equal(runIdsAfterFirstApply[1], before[1]);
     const full = await client.schedule.getHandle(FULL).describe();
     assert.equal(full.action.type, 'startWorkflow');
     assert.equal(full.action.workflowType, 'scheduledBackupWorkflow');
@@ -224,6 +245,11 @@ describe('lifeboat apply on the local stack', () => {
     assert.deepEqual(
       out.workflows.map((w) => w.state),
       ['already-running', 'already-running'],
+    );
+    // Once: the same runs as after the first apply.
+    assert.deepEqual(
+      [await runIdOf('wal-archiver-orders'), await runIdOf('monitor-orders')],
+      runIdsAfterFirstApply,
     );
   });
 
@@ -364,6 +390,15 @@ describe('lifeboat apply on the local stack', () => {
     assert.ok(hook, JSON.stringify(hooks));
     assert.match(hook.text, /past its completion window of 2s/);
   });
+
+  /** The run id of the running workflow with this id, or undefined when none runs. */
+  async function runIdOf(workflowId: string): Promise<string | undefined> {
+    const d = await client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch(() => undefined);
+    return d?.status.name === 'RUNNING' ? d.runId : undefined;
+  }
 
   /** A fullBackupWorkflow under backup-orders that nothing runs: holds the lock until terminated. */
   async function holdLock(): Promise<string> {
