@@ -27,6 +27,7 @@ const RETENTION = 'lifeboat-retention-orders';
 const FOREIGN = `not-lifeboat-${process.pid}`;
 
 type RawPlan = {
+  storage: { primary: { url: string } };
   backup: { policies: Record<string, unknown>[] };
   drills: { policies: Record<string, unknown>[] };
   notifications?: unknown;
@@ -76,6 +77,8 @@ describe('lifeboat apply on the local stack', () => {
     await new Promise<void>((resolve) => hookServer.listen(0, '127.0.0.1', resolve));
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-apply-'));
     const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as RawPlan;
+    // Its own prefix: the backups and the retention run here never touch the stack's repository.
+    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-apply-${Date.now()}`;
     raw.notifications = {
       webhooks: [
         {
@@ -306,6 +309,22 @@ describe('lifeboat apply on the local stack', () => {
     };
     assert.equal(childResult.backupId, result.backupId);
     process.stdout.write(`# scheduled run ${run}: ${result.outcome}, backup ${result.backupId}\n`);
+  });
+
+  it('triggered incremental and retention schedules run their workflows under their locks', async () => {
+    const inc = (await client.workflow
+      .getHandle(await triggerAndWait(client.schedule.getHandle(INC)))
+      .result()) as ScheduledBackupResult;
+    assert.ok(['completed', 'unchanged'].includes(inc.outcome), JSON.stringify(inc));
+    const incChild = await client.workflow.getHandle('backup-orders', inc.childRunId).describe();
+    assert.deepEqual([incChild.type, incChild.status.name], ['incrementalBackupWorkflow', 'COMPLETED']);
+    const ret = (await client.workflow
+      .getHandle(await triggerAndWait(client.schedule.getHandle(RETENTION)))
+      .result()) as ScheduledBackupResult;
+    assert.equal(ret.outcome, 'completed', JSON.stringify(ret));
+    const retChild = await client.workflow.getHandle('retention-orders', ret.childRunId).describe();
+    assert.deepEqual([retChild.type, retChild.status.name], ['retentionWorkflow', 'COMPLETED']);
+    process.stdout.write(`# incremental: ${inc.outcome} ${inc.backupId ?? ''}; retention: ${ret.outcome}\n`);
   });
 
   it('while another backup holds backup-orders, a triggered run is skipped and says so', async () => {
