@@ -106,7 +106,9 @@ describe('desiredSchedules', () => {
   });
 
   it('duplicate policy names are reported with their path', () => {
-    const raw = editedPlan((p) => p.backup.policies.push({ ...p.backup.policies[0] }));
+    const raw = editedPlan((p: { backup: { policies: object[] } }) => {
+      p.backup.policies.push({ ...p.backup.policies[0] });
+    });
     assert.deepEqual(scheduleProblems(plan(raw)), [
       'backup.policies[1].name: policy name "orders-daily" is already used by backup.policies[0].name',
     ]);
