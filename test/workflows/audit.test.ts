@@ -273,4 +273,116 @@ describe('audit records on the local stack', () => {
     );
     assertNoSecret(text);
   });
+  it('a run started by a schedule says which schedule asked', async () => {
+    const scheduleId = `audit-test-${Date.now()}`;
+    const schedule = await client.schedule.create({
+      scheduleId,
+      spec: { intervals: [{ every: '365d' }] },
+      action: { type: 'startWorkflow', workflowType: 'doctorWorkflow', taskQueue: 'lifeboat', args: [{}] },
+      state: { paused: true },
+    });
+    try {
+      await schedule.trigger();
+      let started: { workflowId: string; firstExecutionRunId: string } | undefined;
+      for (let i = 0; !started; i++) {
+        assert.ok(i < 600, 'the schedule never started its workflow');
+        const action = (await schedule.describe()).info.recentActions[0]?.action;
+        if (action?.type === 'startWorkflow') started = action.workflow;
+        else await sleep(50);
+      }
+      await client.workflow.getHandle(started.workflowId, started.firstExecutionRunId).result();
+      const { record } = await recordOf(started.workflowId, started.firstExecutionRunId);
+      assert.equal(record.scheduledBy, scheduleId);
+      assert.equal(record.requestedBy, `schedule:${scheduleId}`);
+      assert.equal(record.outcome, 'completed');
+    } finally {
+      await schedule.delete();
+    }
+  });
+
+  it('a long-running monitor records each run at continue-as-new; a terminated run leaves no record', async () => {
+    const handle = await client.workflow.start('regionHealthMonitorWorkflow', {
+      taskQueue: 'lifeboat',
+      workflowId: `audit-monitor-${Date.now()}`,
+      args: [{ database: 'orders', requestedBy: 'audit-tester', interval: '1s', continueAsNewAfter: 1 }],
+    });
+    const firstRunId = handle.firstExecutionRunId;
+    const latest = () => client.workflow.getHandle(handle.workflowId);
+    try {
+      for (let i = 0; (await latest().describe()).runId === firstRunId; i++) {
+        assert.ok(i < 600, 'the monitor never continued as new');
+        await sleep(50);
+      }
+      // The first run's record was written before its continue-as-new command.
+      const { record } = await recordOf(handle.workflowId, firstRunId);
+      assert.equal(record.outcome, 'continued-as-new');
+      assert.equal(record.workflowType, 'regionHealthMonitorWorkflow');
+      assert.equal(record.requestedBy, 'audit-tester');
+      assert.equal(record.database, 'orders');
+      assert.equal(record.failure, undefined);
+      assert.ok(record.steps.some((s) => s.name === 'describePlan' && s.outcome === 'completed'));
+      assert.ok(record.steps.length >= 2, 'the run’s health check is listed too');
+
+      // Paused, a run schedules nothing: terminated then, no activity of it can still be writing.
+      await latest().signal('pause', { by: 'audit-tester' });
+      let idle: string | undefined;
+      for (let i = 0; !idle; i++) {
+        assert.ok(i < 600, 'the monitor never paused');
+        const before = await latest().describe();
+        // A new run answers once it has read the plan and set its handlers.
+        const status = await latest()
+          .query<{ phase: string }>('monitorStatus')
+          .catch(() => undefined);
+        const after = await latest().describe();
+        if (
+          status?.phase === 'paused' &&
+          before.runId === after.runId &&
+          (after.raw.pendingActivities ?? []).length === 0
+        )
+          idle = after.runId;
+        else await sleep(50);
+      }
+      await client.workflow.getHandle(handle.workflowId, idle).terminate('audit test: a terminated run');
+      const listing = await readAuditRecords(store, {
+        since: new Date(testStart.getTime() - 60_000),
+        until: new Date(Date.now() + 60_000),
+      });
+      assert.ok(listing.records.some((r) => r.workflowId === handle.workflowId && r.runId === firstRunId));
+      assert.deepEqual(
+        listing.records.filter((r) => r.runId === idle),
+        [],
+        'a terminated run runs no more workflow code: no record',
+      );
+    } finally {
+      await latest()
+        .terminate('audit test cleanup')
+        .catch(() => undefined);
+    }
+  });
+
+  it('lifeboat audit list reads the records back from the repository, filtered by database', async () => {
+    const all = await runCli(['audit', 'list', '-f', planFile, '--since', '1h', '--json'], stack.env);
+    assert.equal(all.code, 0, all.stderr);
+    const listed = JSON.parse(all.stdout) as { records: AuditRecord[] };
+    const types = new Set(listed.records.map((r) => r.workflowType));
+    for (const t of ['doctorWorkflow', 'regionalFailoverWorkflow', 'fullBackupWorkflow'])
+      assert.ok(types.has(t), t);
+
+    const orders = await runCli(
+      ['audit', 'list', '-f', planFile, '--since', '1h', '--database', 'orders'],
+      stack.env,
+    );
+    assert.equal(orders.code, 0, orders.stderr);
+    assert.match(orders.stdout, /^started +workflow +type +database +requested by +approvals +outcome/);
+    assert.match(
+      orders.stdout,
+      /failover-orders +regionalFailoverWorkflow +orders +carol +alice approved, bob rejected +completed \(rejected\)/,
+    );
+    assert.match(orders.stdout, /backup-orders +fullBackupWorkflow +orders +audit-tester +cancelled/);
+    assert.doesNotMatch(orders.stdout, /doctorWorkflow/);
+
+    const bad = await runCli(['audit', 'list', '-f', planFile, '--since', 'last week'], stack.env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--since: "last week" is neither a duration/);
+  });
 });
