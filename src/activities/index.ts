@@ -4,6 +4,7 @@ import type { Plan } from '../domain/plan.ts';
 import { createAuditActivities } from './audit.ts';
 import { createBackupActivities } from './backup.ts';
 import { createDnsActivities } from './dns.ts';
+import { createDrillActivities } from './drill.ts';
 import { createHealthActivities } from './health.ts';
 import { createKubernetesActivities } from './kubernetes.ts';
 import { createNotifyActivities } from './notify.ts';
@@ -46,6 +47,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createWalActivities(deps),
     ...createRestoreActivities(deps),
     ...createRetentionActivities(deps),
+    ...createDrillActivities(deps),
     ...createAuditActivities(deps),
   };
 }

@@ -19,6 +19,12 @@ export const workflowIds = {
       .toISOString()
       .replace(/[-:]/g, '')
       .replace(/\.\d{3}Z$/, 'Z')}`,
+  /** Drills are independent runs; the time keeps them apart and sortable (and names the report's folder). */
+  drill: (database: string, at: Date) =>
+    `drill-${database}-${at
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}Z$/, 'Z')}`,
   /** One retention run per database at a time: two would race to delete the same objects. */
   retention: (database: string) => `retention-${database}`,
   /** Doctor runs are independent; the time keeps them apart and sortable. */

@@ -19,6 +19,7 @@ const commands: Record<string, () => Promise<Command>> = {
   restore: () => import('./restore.ts'),
   'wal-fetch': () => import('./wal-fetch.ts'),
   retention: () => import('./retention.ts'),
+  drill: () => import('./drill.ts'),
   apply: () => import('./apply.ts'),
   compliance: () => import('./compliance.ts'),
   audit: () => import('./audit.ts'),

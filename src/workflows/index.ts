@@ -8,3 +8,4 @@ export { regionHealthMonitorWorkflow } from './region-health-monitor.ts';
 export { incrementalBackupWorkflow } from './incremental-backup.ts';
 export { retentionWorkflow } from './retention.ts';
 export { scheduledBackupWorkflow } from './scheduled-backup.ts';
+export { drDrillWorkflow } from './dr-drill.ts';

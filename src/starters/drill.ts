@@ -1,0 +1,132 @@
+// `lifeboat drill --database <db> --region <r> [--to <target>] [--policy <name>] [--detach]`:
+// starts drDrillWorkflow (a restore into a scratch instance in the DR region, validated, compared
+// with the source, torn down, reported) and waits for its report unless --detach. Exit 0 when the
+// drill passed, 1 when it failed or was cancelled, 2 on bad input.
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkflowFailedError } from '@temporalio/client';
+import { summarizeDrill, type DrillInput, type DrillProgress } from '../domain/drill.ts';
+import type { DrillReport } from '../domain/drill-report.ts';
+import { workflowIds } from '../domain/naming.ts';
+import { parseRestoreTarget } from '../domain/restore.ts';
+import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
+import { webUiLink } from '../workers/temporal-connection.ts';
+import type { drDrillWorkflow } from '../workflows/dr-drill.ts';
+import { parseCommandArgs } from './args.ts';
+import { loadPlanInto } from './plan-args.ts';
+import { EXIT, printError, printJson } from './output.ts';
+import { connectClient } from './temporal-client.ts';
+
+export const summary =
+  'DR drill: --database <db> --region <r> [--to <target>] [--policy <name>] [--detach]; `drill report` for the history';
+
+export async function run(argv: string[]): Promise<number> {
+  const args = parseCommandArgs('drill', argv, {
+    file: { type: 'string', short: 'f' },
+    json: { type: 'boolean' },
+    detach: { type: 'boolean' },
+    database: { type: 'string' },
+    region: { type: 'string' },
+    to: { type: 'string' },
+    policy: { type: 'string' },
+  });
+  if (!args) return EXIT.badInput;
+  const problems: string[] = [];
+  const plan = loadPlanInto(problems, args.file as string | undefined);
+  const database = args.database as string | undefined;
+  const region = args.region as string | undefined;
+  const to = (args.to as string | undefined) ?? 'latest';
+  let policy = args.policy as string | undefined;
+  if (!database) problems.push('--database: required');
+  else if (plan && !plan.databases[database])
+    problems.push(
+      `--database: "${database}" is not in the plan; declared: ${Object.keys(plan.databases).join(', ')}`,
+    );
+  if (!region) problems.push('--region: required');
+  else if (plan && !plan.regions[region])
+    problems.push(
+      `--region: "${region}" is not in the plan; declared: ${Object.keys(plan.regions).join(', ')}`,
+    );
+  const t = parseRestoreTarget(to);
+  if (!t.ok) problems.push(`--to: ${t.problem}`);
+  if (plan && database) {
+    const policies = plan.drills.policies.filter((p) => p.database === database);
+    if (policy && !policies.some((p) => p.name === policy))
+      problems.push(
+        `--policy: no drill policy "${policy}" for ${database}; declared: ${policies.map((p) => p.name).join(', ') || 'none'}`,
+      );
+    // The database's only drill policy for this region says which tables to compare.
+    const matching = policies.filter((p) => p.region === region);
+    if (!policy && matching.length === 1) policy = matching[0]!.name;
+  }
+  if (problems.length || !plan || !database || !region) {
+    for (const p of problems) printError(p);
+    return EXIT.badInput;
+  }
+  const input: DrillInput = {
+    database,
+    region,
+    target: to,
+    requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username,
+    ...(policy ? { policy } : {}),
+  };
+  const { client, target, close } = await connectClient();
+  try {
+    const workflowId = workflowIds.drill(database, new Date());
+    const handle = await client.workflow.start<typeof drDrillWorkflow>('drDrillWorkflow', {
+      taskQueue: SHARED_TASK_QUEUE,
+      workflowId,
+      args: [input],
+      workflowIdConflictPolicy: 'FAIL',
+      staticSummary: `DR drill of ${database} in ${region} (${to})`,
+    });
+    const link = webUiLink(target, workflowId);
+    if (!args.json)
+      process.stderr.write(`drill of ${database} in ${region} started: ${workflowId}\n  ${link}\n`);
+    if (args.detach) {
+      if (args.json) printJson({ workflowId, runId: handle.firstExecutionRunId, webUi: link });
+      return EXIT.ok;
+    }
+    let stopped = false;
+    const follow = args.json
+      ? undefined
+      : (async () => {
+          let shown = '';
+          while (!stopped) {
+            const p = await handle.query<DrillProgress>('progress').catch(() => undefined);
+            const line = p ? renderDrillProgress(p) : '';
+            if (line && line !== shown) process.stderr.write(`${line}\n`);
+            shown = line || shown;
+            await sleep(1000);
+          }
+        })();
+    let report: DrillReport;
+    try {
+      report = await handle.result();
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        // Cancelled drills still wrote their report; say where.
+        printError(`${workflowId}: ${err.cause?.message ?? err.message}`);
+        return EXIT.failed;
+      }
+      throw err;
+    } finally {
+      stopped = true;
+      await follow;
+    }
+    if (args.json) printJson({ webUi: link, ...report });
+    else process.stdout.write(`${summarizeDrill(report)}\n`);
+    return report.outcome === 'passed' ? EXIT.ok : EXIT.failed;
+  } finally {
+    await close();
+  }
+}
+
+/** One line of a drill's progress, for `lifeboat drill` and `lifeboat status`. */
+export function renderDrillProgress(p: DrillProgress): string {
+  const parts = [`${p.drillId}: ${p.phase} since ${p.phaseSince}`];
+  if (p.restoreWorkflowId) parts.push(`restore ${p.restoreWorkflowId}`);
+  if (p.scratch) parts.push(`scratch port ${p.scratch.port}`);
+  if (p.outcome) parts.push(p.outcome);
+  return parts.join('; ');
+}

@@ -1,0 +1,404 @@
+// drDrillWorkflow on the local stack, by real worker processes, against a storage prefix of its
+// own (a plan copy: WAL partials every 2 s, an RPO objective of 5 s, a drill policy comparing
+// drill_rows). One full backup and the WAL archiver; then:
+// - a drill through `lifeboat drill` while a writer keeps inserting: passes, the restored table
+//   equals the source's snapshot (and not the source's later state), the report in storage equals
+//   the result, the scratch instance is gone, the worker exports the drill's gauges;
+// - a drill cancelled while the restore replays (a backup whose postgresql.auto.conf carries
+//   recovery_min_apply_delay = 1h holds replay at the first commit): cleaned up, report "cancelled";
+// - a drill whose newest WAL is missing from storage: fails on RPO with a clear reason, report written.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import pg from 'pg';
+import { parse, stringify } from 'yaml';
+import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
+import { drillReportSchema, type DrillReport } from '../../src/domain/drill-report.ts';
+import type { DrillProgress } from '../../src/domain/drill.ts';
+import { parseLsn } from '../../src/domain/lsn.ts';
+import { workflowIds } from '../../src/domain/naming.ts';
+import { repository } from '../../src/domain/repository.ts';
+import type { RestoreProgress } from '../../src/domain/restore.ts';
+import { archiverSlotName, segmentOfLsn } from '../../src/domain/wal.ts';
+import { loadPlan } from '../../src/workers/plan-file.ts';
+import type { drDrillWorkflow } from '../../src/workflows/dr-drill.ts';
+import { adminQuery } from '../support/failover.ts';
+import { ensureStack, type TestStack } from '../support/stack.ts';
+import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+
+const DB = 'orders';
+const SEG = 16 * 1024 * 1024;
+const PHASES_PASSED = ['preparing', 'restoring', 'validating', 'comparing', 'tearing-down', 'reporting'];
+
+describe('DR drill on the local stack', () => {
+  let stack: TestStack;
+  let connection: Connection;
+  let client: Client;
+  let store: ObjectStore;
+  let planFile: string;
+  let tmp: string;
+  let restoreRoot: string;
+  let admin: pg.Client;
+  let env: NodeJS.ProcessEnv;
+  const workers: WorkerProcess[] = [];
+  const metricsPorts: number[] = [];
+
+  const startArchiver = () =>
+    client.workflow.start('walArchiverWorkflow', {
+      taskQueue: 'lifeboat',
+      workflowId: workflowIds.walArchiver(DB),
+      args: [{ database: DB, requestedBy: 'test', runFor: '60s' }],
+    });
+  const fullBackup = () =>
+    client.workflow.execute('fullBackupWorkflow', {
+      taskQueue: 'lifeboat',
+      workflowId: workflowIds.backup(DB),
+      workflowIdConflictPolicy: 'FAIL',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      args: [{ database: DB, requestedBy: 'test' }],
+    });
+  const storedReport = async (r: { database: string; drillId: string }): Promise<DrillReport> =>
+    drillReportSchema.parse(
+      JSON.parse(
+        Buffer.from(
+          await store.get(repository.drillReport('', r.database, r.drillId, 'report.json')),
+        ).toString('utf8'),
+      ),
+    );
+  /** No directory and no process left of a drill's scratch instance. */
+  const assertScratchGone = (drillId: string) => {
+    const root = path.join(restoreRoot, 'drills', drillId);
+    assert.equal(fs.existsSync(root), false, `${root} is left behind`);
+    const ps = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
+    const left = ps.split('\n').filter((l) => l.includes(root));
+    assert.deepEqual(left, [], `processes left on ${root}`);
+  };
+  const segmentHolding = async (lsn: string) => {
+    const tli = (await admin.query<{ t: number }>('select timeline_id as t from pg_control_checkpoint()'))
+      .rows[0]!.t;
+    return segmentOfLsn(tli, lsn, SEG);
+  };
+  const currentLsn = async () =>
+    (await admin.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]!.lsn;
+  const waitArchived = async (segment: string) => {
+    for (let i = 0; !(await store.head(repository.walSegment('', DB, segment))); i++) {
+      assert.ok(i < 120, `${segment} not archived within 60 s`);
+      await sleep(500);
+    }
+  };
+
+  before(async () => {
+    stack = await ensureStack();
+    connection = await Connection.connect({ address: stack.layout.temporal.address });
+    client = new Client({ connection });
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-drill-'));
+    fs.chmodSync(tmp, 0o755);
+    restoreRoot = path.join(tmp, 'restores');
+    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
+      storage: { primary: { url: string } };
+      backup: { policies: { database: string }[] };
+      databases: Record<string, Record<string, unknown>>;
+      drills: unknown;
+    };
+    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-drill-${Date.now()}`;
+    raw.backup.policies = raw.backup.policies.map((p) =>
+      p.database === DB ? { ...p, walPartialUpload: '2s' } : p,
+    );
+    raw.databases[DB] = { ...raw.databases[DB], tier: 1, objectives: { rpo: '5s' } };
+    raw.drills = {
+      policies: [{ name: 'orders-drill', database: DB, region: 'us-west-2', compareTables: ['drill_rows'] }],
+    };
+    planFile = path.join(tmp, 'lifeboat.yaml');
+    fs.writeFileSync(planFile, stringify(raw));
+    store = createObjectStore(loadPlan(planFile).storage.primary, stack.env);
+    env = { ...stack.env, LIFEBOAT_SPOOL: path.join(tmp, 'spool'), LIFEBOAT_RESTORE_ROOT: restoreRoot };
+    for (const region of ['us-east-1', 'us-west-2']) {
+      const port = await freePort();
+      metricsPorts.push(port);
+      workers.push(
+        await startWorker(region, stack.layout.secretsFile, planFile, env, [
+          '--metrics-address',
+          `127.0.0.1:${port}`,
+        ]),
+      );
+    }
+
+    const pgConn = stack.plan.regions['us-east-1']!.postgres;
+    admin = new pg.Client({
+      host: pgConn.host,
+      port: pgConn.port,
+      user: pgConn.user,
+      database: DB,
+      password: stack.secrets.LIFEBOAT_PG_PASSWORD,
+    });
+    await admin.connect();
+    await client.workflow
+      .getHandle(workflowIds.walArchiver(DB))
+      .terminate('test starts afresh')
+      .catch(() => undefined);
+    await dropSlot(admin);
+    await admin.query('drop table if exists drill_rows');
+    await admin.query('create table drill_rows (id serial primary key, note text not null)');
+    await admin.query(`insert into drill_rows (note) select md5(g::text) from generate_series(1, 500) g`);
+    await startArchiver();
+    await fullBackup();
+  });
+
+  after(async () => {
+    if (stack)
+      await adminQuery(stack, 'us-east-1', 'alter system reset recovery_min_apply_delay').catch(
+        () => undefined,
+      );
+    await client?.workflow
+      .getHandle(workflowIds.walArchiver(DB))
+      .terminate('test over')
+      .catch(() => undefined);
+    await Promise.all(workers.map((w) => w.stop('SIGTERM')));
+    if (admin) {
+      await dropSlot(admin).catch(() => undefined);
+      await admin.query('drop table if exists drill_rows').catch(() => undefined);
+      await admin.end();
+    }
+    await connection?.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it(
+    'passes while the source keeps changing: restored rows equal the snapshot, report in storage equals the result, scratch gone, gauges exported',
+    { timeout: 180_000 },
+    async () => {
+      // A writer that commits a row every 20 ms for as long as the drill runs.
+      let writing = true;
+      const writer = (async () => {
+        while (writing) {
+          await admin.query(`insert into drill_rows (note) values ('during the drill')`);
+          await sleep(20);
+        }
+      })();
+      let cli;
+      try {
+        cli = await runCli(
+          ['drill', '--database', DB, '--region', 'us-west-2', '-f', planFile, '--json'],
+          env,
+        );
+      } finally {
+        writing = false;
+        await writer;
+      }
+      assert.equal(cli.code, 0, `lifeboat drill exited ${cli.code}:\n${cli.stderr}\n${cli.stdout}`);
+      const { webUi, ...result } = JSON.parse(cli.stdout) as DrillReport & { webUi: string };
+      const report = drillReportSchema.parse(result);
+      console.log(
+        `passed drill ${report.workflowId}: RTO ${report.measured.rtoMs} ms ${JSON.stringify(report.measured.rtoBreakdownMs)}, RPO ${report.measured.rpoMs} ms`,
+      );
+      assert.match(webUi, new RegExp(report.workflowId));
+      assert.equal(report.outcome, 'passed', report.reasons.join(' '));
+      assert.deepEqual(report.reasons, []);
+      assert.deepEqual(
+        report.phases.map((p) => [p.name, p.outcome]),
+        PHASES_PASSED.map((p) => [p, 'completed']),
+      );
+      assert.deepEqual(report.verdicts, { rto: 'met', rpo: 'met' });
+      assert.deepEqual(report.targets, { rtoMs: 15 * 60_000, rpoMs: 5_000 });
+      // The comparison: equal to the snapshot, which the writer has since left behind.
+      const [cmp] = report.comparisons;
+      assert.ok(cmp?.ok, JSON.stringify(cmp));
+      assert.equal(cmp.restoredRows, cmp.sourceRows);
+      assert.equal(cmp.restoredChecksum, cmp.sourceChecksum);
+      const now = Number(
+        (await admin.query<{ n: string }>('select count(*) as n from drill_rows')).rows[0]!.n,
+      );
+      assert.ok(
+        cmp.sourceRows! > 500 && cmp.sourceRows! < now,
+        `snapshot ${cmp.sourceRows}, source now ${now}`,
+      );
+      assert.ok(report.validation.length > 0 && report.validation.every((v) => v.ok));
+      assert.equal(report.restore?.restoreWorkflowId, `${report.workflowId}-restore`);
+      assert.equal(report.teardown.done, true, report.teardown.detail);
+
+      // Storage holds the same report (write-once JSON) and its HTML with the timeline.
+      assert.deepEqual(await storedReport(report), report);
+      const html = Buffer.from(
+        await store.get(repository.drillReport('', DB, report.drillId, 'report.html')),
+      ).toString('utf8');
+      assert.match(html, /<svg/);
+      assertScratchGone(report.drillId);
+
+      // Whichever worker ran the workflow exports the drill's gauges.
+      const metrics = (
+        await Promise.all(
+          metricsPorts.map(async (p) => (await fetch(`http://127.0.0.1:${p}/metrics`)).text()),
+        )
+      ).join('\n');
+      assert.match(metrics, /lifeboat_drill_passed\S*\{[^}]*database="orders"[^}]*\} 1/);
+      const rto = /lifeboat_drill_rto_seconds\S*\{[^}]*database="orders"[^}]*\} (\S+)/.exec(metrics);
+      assert.ok(rto, metrics);
+      assert.equal(Number(rto[1]), report.measured.rtoMs! / 1000);
+      assert.match(metrics, /lifeboat_drill_rpo_seconds\S*\{[^}]*database="orders"[^}]*\} \S+/);
+    },
+  );
+
+  it(
+    'cancelled while the restore replays: scratch instance stopped and deleted, report says cancelled with the phases reached',
+    { timeout: 180_000 },
+    async () => {
+      // The next backup carries recovery_min_apply_delay: its restore holds before the first commit.
+      await adminQuery(stack, 'us-east-1', `alter system set recovery_min_apply_delay = '1h'`);
+      try {
+        await fullBackup();
+      } finally {
+        await adminQuery(stack, 'us-east-1', 'alter system reset recovery_min_apply_delay');
+      }
+      await admin.query(`insert into drill_rows (note) values ('after the delayed backup')`);
+      const workflowId = `${workflowIds.drill(DB, new Date())}-cancel`;
+      const handle = await client.workflow.start<typeof drDrillWorkflow>('drDrillWorkflow', {
+        taskQueue: 'lifeboat',
+        workflowId,
+        args: [{ database: DB, region: 'us-west-2', requestedBy: 'test', policy: 'orders-drill' }],
+      });
+      // Wait until the restore child replays (and is held there by the delay), then cancel.
+      for (let i = 0; ; i++) {
+        assert.ok(i < 240, 'the drill never reached replay');
+        const p = await handle.query<DrillProgress>('progress').catch(() => undefined);
+        if (p?.restoreWorkflowId) {
+          const r = await client.workflow
+            .getHandle(p.restoreWorkflowId)
+            .query<RestoreProgress>('progress')
+            .catch(() => undefined);
+          if (r?.phase === 'replaying' && r.port) {
+            // Replay is running: the restored server answers (read-only, in recovery).
+            await sleep(1000);
+            break;
+          }
+        }
+        await sleep(250);
+      }
+      await handle.cancel();
+      await assert.rejects(handle.result(), (err: unknown) => {
+        assert.ok(err instanceof WorkflowFailedError);
+        assert.match(String(err.cause?.name), /CancelledFailure/);
+        return true;
+      });
+      const report = await storedReport({ database: DB, drillId: workflowId });
+      assert.equal(report.outcome, 'cancelled');
+      assert.deepEqual(
+        report.phases.map((p) => [p.name, p.outcome]),
+        [
+          ['preparing', 'completed'],
+          ['restoring', 'cancelled'],
+          ['tearing-down', 'completed'],
+          ['reporting', 'completed'],
+        ],
+      );
+      assert.equal(report.phases[1]!.endedAt, null);
+      assert.match(report.reasons.join(' '), /cancelled during restoring/);
+      assert.equal(report.teardown.done, true, report.teardown.detail);
+      assert.match(report.teardown.detail, /deleted/);
+      assert.equal(report.measured.rtoMs, null);
+      assert.deepEqual(report.verdicts, { rto: 'unknown', rpo: 'unknown' });
+      assertScratchGone(workflowId);
+    },
+  );
+
+  it(
+    'fails on the RPO target when the newest WAL is missing from storage; the report says why',
+    { timeout: 180_000 },
+    async () => {
+      // A backup without the delay, then: a commit in a segment that is archived, 6 s of nothing,
+      // a commit in the next segment, which is then deleted from storage with the archiver stopped.
+      await fullBackup();
+      await admin.query(`insert into drill_rows (note) values ('archived')`);
+      const kept = await segmentHolding(await currentLsn());
+      await admin.query('select pg_switch_wal()');
+      await waitArchived(kept);
+      await sleep(6000);
+      await admin.query(`insert into drill_rows (note) values ('lost')`);
+      // Wait until a partial upload holds the lost commit, then stop the archiver and delete it.
+      const lostLsn = await currentLsn();
+      for (let i = 0; ; i++) {
+        assert.ok(i < 60, `no upload reached ${lostLsn} within 30 s`);
+        const listed = await store.list(repository.walPrefix('', DB));
+        const reached = listed.some((o) => {
+          const m = /\/([0-9A-F]{24})\.partial\.([0-9A-F]+)-([0-9A-F]+)\.zst\.age$/.exec(o.key);
+          return m && m[1]! > kept && parseLsn(`${m[2]}/${m[3]}`) >= parseLsn(lostLsn);
+        });
+        if (reached) break;
+        await sleep(500);
+      }
+      await client.workflow.getHandle(workflowIds.walArchiver(DB)).terminate('the test loses the newest WAL');
+      // The streaming activity notices at its next heartbeat: only once it let go of the slot does
+      // nothing upload any more.
+      for (let i = 0; ; i++) {
+        const r = await admin.query<{ active: boolean }>(
+          'select active from pg_replication_slots where slot_name = $1',
+          [archiverSlotName(DB)],
+        );
+        if (!r.rows[0]?.active) break;
+        assert.ok(i < 120, 'the archiver still streams 60 s after its termination');
+        await sleep(500);
+      }
+      await sleep(1000);
+      const newer = (await store.list(repository.walPrefix('', DB))).filter((o) => {
+        const m = /\/([0-9A-F]{24})(\.partial\.[^/]*)?\.zst\.age$/.exec(o.key);
+        return m && m[1]! > kept;
+      });
+      assert.ok(newer.length > 0, 'nothing archived after the kept segment: the loss would not be exercised');
+      for (const o of newer) await store.delete(o.key);
+
+      const workflowId = workflowIds.drill(DB, new Date());
+      const result = await client.workflow.execute<typeof drDrillWorkflow>('drDrillWorkflow', {
+        taskQueue: 'lifeboat',
+        workflowId,
+        args: [{ database: DB, region: 'us-west-2', requestedBy: 'test', policy: 'orders-drill' }],
+      });
+      console.log(
+        `RPO drill ${workflowId}: RPO ${result.measured.rpoMs} ms; reasons: ${result.reasons.join(' ')}`,
+      );
+      assert.equal(result.outcome, 'failed');
+      assert.equal(result.verdicts.rpo, 'missed');
+      assert.ok(result.measured.rpoMs! >= 6000, `RPO ${result.measured.rpoMs} ms`);
+      assert.ok(
+        result.reasons.some((r) => /^RPO \d+\.\d s missed the target of 5\.0 s\.$/.test(r)),
+        result.reasons.join('\n'),
+      );
+      assert.equal(result.restore?.reachedEndOfArchive, true);
+      // The table cannot be compared with a snapshot the restore does not reach: never called equal.
+      assert.equal(result.comparisons[0]?.ok, false);
+      assert.match(result.comparisons[0].detail, /not compared: the archive ends before/);
+      assert.deepEqual(await storedReport(result), result);
+      assertScratchGone(workflowId);
+    },
+  );
+});
+
+async function dropSlot(c: pg.Client): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    const r = await c.query<{ active: boolean }>(
+      'select active from pg_replication_slots where slot_name = $1',
+      [archiverSlotName(DB)],
+    );
+    if (r.rowCount === 0) return;
+    if (!r.rows[0]!.active) {
+      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
+      return;
+    }
+    await sleep(250);
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
