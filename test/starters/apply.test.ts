@@ -25,6 +25,7 @@ const INC = 'lifeboat-backup-incremental-orders-daily';
 const DRILL = 'lifeboat-drill-orders-weekly';
 const RETENTION = 'lifeboat-retention-orders';
 const FOREIGN = `not-lifeboat-${process.pid}`;
+const SLOW = `test-apply-slow-${process.pid}`;
 
 type RawPlan = {
   storage: { primary: { url: string } };
@@ -112,10 +113,11 @@ describe('lifeboat apply on the local stack', () => {
   });
 
   after(async () => {
-    await client.schedule
-      .getHandle(FOREIGN)
-      .delete()
-      .catch(() => {});
+    for (const id of [FOREIGN, SLOW])
+      await client.schedule
+        .getHandle(id)
+        .delete()
+        .catch(() => {});
     await deleteLifeboatSchedules(client).catch(() => {});
     // Only what this file started: an archiver or monitor that ran before it keeps running.
     for (const id of startedByApply) {
@@ -339,6 +341,45 @@ describe('lifeboat apply on the local stack', () => {
     } finally {
       await client.workflow.getHandle('backup-orders', holder).terminate('test: lock released');
     }
+  });
+
+  it('a second trigger while the first backup runs is skipped and recorded; cancelling the first stops its backup', async () => {
+    // Same action as apply makes, with a 32 kB/s backup that runs until cancelled.
+    const h = await client.schedule.create({
+      scheduleId: SLOW,
+      spec: { intervals: [{ every: '1d' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'scheduledBackupWorkflow',
+        taskQueue: 'lifeboat',
+        workflowId: SLOW,
+        args: [
+          { database: DB, kind: 'full', policy: 'slow', requestedBy: `schedule:${SLOW}`, maxRate: '32k' },
+        ],
+      },
+      policies: { overlap: 'SKIP' },
+    });
+    const first = await triggerAndWait(h);
+    for (let i = 0; i < 100; i++) {
+      const lock = await client.workflow
+        .getHandle('backup-orders')
+        .describe()
+        .catch(() => undefined);
+      if (lock?.status.name === 'RUNNING' && lock.parentExecution?.workflowId === first) break;
+      await sleep(200);
+    }
+    const lock = await client.workflow.getHandle('backup-orders').describe();
+    assert.equal(lock.parentExecution?.workflowId, first, 'the first run holds backup-orders');
+    await sleep(1100); // the next run's id carries another second
+    const second = await triggerAndWait(h);
+    const result = (await client.workflow.getHandle(second).result()) as ScheduledBackupResult;
+    assert.equal(result.outcome, 'skipped');
+    assert.match(result.reason ?? '', /a backup of orders is running \(backup-orders\)/);
+    assert.equal((await client.workflow.getHandle('backup-orders').describe()).runId, lock.runId);
+    await client.workflow.getHandle(first).cancel();
+    await assert.rejects(client.workflow.getHandle(first).result(), /cancel/i);
+    const child = await client.workflow.getHandle('backup-orders', lock.runId).describe();
+    assert.equal(child.status.name, 'CANCELLED');
   });
 
   it('with a start window, a run that cannot take the lock in time is missed, and the webhook hears it', async () => {
