@@ -74,14 +74,23 @@ function result(rule: RuleId, subject: string, status: RuleStatus, evidence: str
 
 const ago = (now: string, time: string) => formatDuration(Math.max(0, Date.parse(now) - Date.parse(time)));
 
+/**
+ * The verified backup that reaches furthest, by its consistent time: manifests list in key order,
+ * where every full backup sorts before every incremental one, so list order is not time order.
+ */
+function newestVerified(manifests: BackupManifest[]): BackupManifest | undefined {
+  return manifests
+    .filter((m) => m.verification.verified)
+    .reduce<BackupManifest | undefined>(
+      (best, m) => (!best || Date.parse(m.stop.time) > Date.parse(best.stop.time) ? m : best),
+      undefined,
+    );
+}
+
 export function backupFresh(database: string, tier: number, ev: DatabaseEvidence, now: string): RuleResult {
   if (tier !== 1)
     return result('backup-fresh', database, 'not-applicable', [`tier ${tier}: the rule is for tier 1`]);
-  const verified = ev.manifests.filter((m) => m.verification.verified);
-  const newest = verified.reduce<BackupManifest | undefined>(
-    (best, m) => (!best || Date.parse(m.stop.time) > Date.parse(best.stop.time) ? m : best),
-    undefined,
-  );
+  const newest = newestVerified(ev.manifests);
   if (!newest)
     return result('backup-fresh', database, 'fail', [
       `no verified backup of ${database} (${ev.manifests.length} manifest(s), none verified)`,
@@ -139,7 +148,7 @@ export function secondLocation(database: string, tier: number, ev: DatabaseEvide
     ]);
   const copied = new Set(ev.secondary.backupIds);
   const verified = ev.manifests.filter((m) => m.verification.verified);
-  const newest = verified.at(-1);
+  const newest = newestVerified(ev.manifests);
   if (!newest)
     return result('second-location', database, 'fail', [`no verified backup of ${database} to have copied`]);
   const missing = verified.filter((m) => !copied.has(m.id)).map((m) => m.id);

@@ -201,6 +201,24 @@ describe('compliance rules', () => {
       ev: (e) => (e.secondary = { url: 's3://lifeboat-dr/acme', backupIds: [] }),
     },
     {
+      name: 'second location holds an older incremental, not the newer full backup listed before it',
+      rule: 'second-location',
+      status: 'fail',
+      evidence: /does not hold the newest verified backup orders-full-20261122T110000Z/,
+      ev: (e) => {
+        const older = manifest(3 * HOUR, 1);
+        const incremental = {
+          ...older,
+          id: 'orders-incremental-20261122T090000Z',
+          kind: 'incremental' as const,
+          parent: 'x',
+        };
+        // Key order, as the catalog lists them: full before incremental whatever their times.
+        e.manifests = [e.manifests[0]!, incremental];
+        e.secondary = { url: 's3://lifeboat-dr/acme', backupIds: [incremental.id] };
+      },
+    },
+    {
       name: 'second location unreadable',
       rule: 'second-location',
       status: 'fail',
