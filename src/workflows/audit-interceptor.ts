@@ -140,7 +140,14 @@ function endedBy(err: unknown): AuditOutcome | undefined {
 async function recordRun(input: WorkflowExecuteInput, outcome: AuditOutcome, err?: unknown): Promise<void> {
   const trail = closeTrail();
   if (!patched(AUDIT_PATCH)) return;
-  const record = buildRecord(input, outcome, trail, err);
+  let record: AuditRecord;
+  try {
+    record = buildRecord(input, outcome, trail, err);
+  } catch (buildErr) {
+    // Never let the audit turn a finished run into a workflow task that fails forever.
+    log.error('audit record not built', { error: failureMessage(buildErr) });
+    return;
+  }
   try {
     // A cancelled run still records that it was cancelled and what it had done.
     await CancellationScope.nonCancellable(() => writeAuditRecord({ record }));
