@@ -122,7 +122,9 @@ export async function scheduledBackupWorkflow(raw: ScheduledBackupInput): Promis
         return finish(
           state,
           'skipped',
-          `skipped: a backup of ${input.database} is running (${lockId}); this run took no backup`,
+          input.kind === 'retention'
+            ? `skipped: a retention run of ${input.database} is running (${lockId})`
+            : `skipped: a backup of ${input.database} is running (${lockId}); this run took no backup`,
           input.requestedBy,
         );
       const left = scheduledMs + startWindowMs - Date.now();
