@@ -121,6 +121,7 @@ describe('lifeboat compliance on the local stack', () => {
 
   after(async () => {
     await worker?.stop('SIGTERM');
+    fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it('a fresh, encrypted, copied, drilled and continuous repository passes every rule: exit 0', async () => {

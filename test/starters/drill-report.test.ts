@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
 import type { DrillReport } from '../../src/domain/drill-report.ts';
@@ -51,6 +51,8 @@ describe('lifeboat drill report on the local stack', () => {
     // A valid report filed under another drill's folder is not trusted either.
     await put(drillReportFixture({ drillId: 'drill-elsewhere' }, ago(3)), 'drill-misfiled');
   });
+
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('lists every drill newest first as a table, judged against targets, unreadable ones with why', async () => {
     const run = await cli([]);
