@@ -45,6 +45,7 @@ import {
 } from '../domain/drill-report.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { NON_RETRYABLE_ERROR_TYPES } from '../domain/errors.ts';
+import { workflowIds } from '../domain/naming.ts';
 import { regionTaskQueue, type Plan } from '../domain/plan.ts';
 import { repository } from '../domain/repository.ts';
 import type { RestoreResult } from '../domain/restore.ts';
@@ -223,7 +224,9 @@ export async function drDrillWorkflow(rawInput: DrillInput): Promise<DrillReport
     );
     preparingMs = Date.now() - requestedAt;
 
-    restoreWorkflowId = `${drillId}-restore`;
+    // From the database and the drill's start, not its workflow id: a replayed history (whose
+    // workflow id the replayer chooses) must issue the same child id.
+    restoreWorkflowId = `${workflowIds.restore(input.database, new Date(requestedAt))}-drill`;
     state.restoreWorkflowId = restoreWorkflowId;
     open('restoring', `${restoreWorkflowId}: ${restoreTarget} into ${scratch.dataDir}`);
     const restoringStarted = Date.now();

@@ -219,7 +219,10 @@ describe('DR drill on the local stack', () => {
         `snapshot ${cmp.sourceRows}, source now ${now}`,
       );
       assert.ok(report.validation.length > 0 && report.validation.every((v) => v.ok));
-      assert.equal(report.restore?.restoreWorkflowId, `${report.workflowId}-restore`);
+      assert.equal(
+        report.restore?.restoreWorkflowId,
+        `${workflowIds.restore(DB, new Date(report.startedAt))}-drill`,
+      );
       assert.equal(report.teardown.done, true, report.teardown.detail);
 
       // Storage holds the same report (write-once JSON) and its HTML with the timeline.
