@@ -26,6 +26,7 @@ const DRILL = 'lifeboat-drill-orders-weekly';
 const RETENTION = 'lifeboat-retention-orders';
 const FOREIGN = `not-lifeboat-${process.pid}`;
 const SLOW = `test-apply-slow-${process.pid}`;
+const LATE = `test-apply-late-${process.pid}`;
 
 type RawPlan = {
   storage: { primary: { url: string } };
@@ -113,7 +114,7 @@ describe('lifeboat apply on the local stack', () => {
   });
 
   after(async () => {
-    for (const id of [FOREIGN, SLOW])
+    for (const id of [FOREIGN, SLOW, LATE])
       await client.schedule
         .getHandle(id)
         .delete()
@@ -417,6 +418,46 @@ describe('lifeboat apply on the local stack', () => {
     }
   });
 
+  it('a run that fires after its start window (a catch-up after an outage) is missed at once', async () => {
+    const hooksBefore = hooks.length;
+    const h = await client.schedule.create({
+      scheduleId: LATE,
+      spec: { intervals: [{ every: '1h' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'scheduledBackupWorkflow',
+        taskQueue: 'lifeboat',
+        workflowId: LATE,
+        args: [
+          { database: DB, kind: 'full', policy: 'late', requestedBy: `schedule:${LATE}`, startWindow: '1m' },
+        ],
+      },
+      policies: { overlap: 'SKIP' },
+    });
+    // A backfill of a past hour: the run's scheduled time is 30–90 minutes ago, as after an outage.
+    const now = Date.now();
+    await h.backfill({ start: new Date(now - 90 * 60_000), end: new Date(now - 30 * 60_000) });
+    const run = await waitForRun(h, new Set());
+    const err = await client.workflow
+      .getHandle(run)
+      .result()
+      .then(
+        () => assert.fail('expected the run to be missed'),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.equal((err.cause as any).type, 'ScheduledBackupMissed');
+    const record = (err.cause as any).details[0] as ScheduledBackupResult;
+    assert.equal(record.outcome, 'missed');
+    assert.equal(record.attempts, 0, 'no backup was attempted');
+    assert.ok(now - Date.parse(record.scheduledAt) >= 30 * 60_000, record.scheduledAt);
+    assert.match(record.reason ?? '', /after its scheduled time .* past its start window of 1m/);
+    assert.ok(
+      hooks.slice(hooksBefore).some((x) => x.title.includes('missed')),
+      JSON.stringify(hooks),
+    );
+  });
+
   it('a backup running past its completion window is cancelled cleanly and reported', async () => {
     const hooksBefore = hooks.length;
     const id = `test-scheduled-completion-${Date.now()}`;
@@ -478,6 +519,11 @@ describe('lifeboat apply on the local stack', () => {
       (await handle.describe()).info.recentActions.map((a) => a.action.workflow.workflowId),
     );
     await handle.trigger();
+    return waitForRun(handle, seen);
+  }
+
+  /** The id of the first workflow the schedule started that is not in `seen`. */
+  async function waitForRun(handle: ScheduleHandle, seen: Set<string>): Promise<string> {
     for (let i = 0; i < 100; i++) {
       const d = await handle.describe();
       const fresh = [
@@ -487,7 +533,7 @@ describe('lifeboat apply on the local stack', () => {
       if (fresh) return fresh;
       await sleep(200);
     }
-    throw new Error(`schedule ${handle.scheduleId} started nothing after a trigger`);
+    throw new Error(`schedule ${handle.scheduleId} started nothing new`);
   }
 });
 
