@@ -492,6 +492,33 @@ describe('lifeboat apply on the local stack', () => {
     assert.match(hook.text, /past its completion window of 2s/);
   });
 
+  it('a hand-made schedule under an id the plan wants is left alone: apply reports it and exits 1', async () => {
+    await client.schedule.getHandle(RETENTION).delete();
+    await client.schedule.create({
+      scheduleId: RETENTION,
+      spec: { intervals: [{ every: '1d' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'somebodyElsesWorkflow',
+        taskQueue: lockQueue,
+        args: [],
+      },
+      state: { paused: true, note: 'made by hand' },
+    });
+    const run = await runCli(['apply', '-f', changedPlanFile], stack.env);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(
+      run.stderr,
+      /schedules\.lifeboat-retention-orders: schedule lifeboat-retention-orders exists but was not created by lifeboat apply/,
+    );
+    assert.match(run.stdout, /lifeboat-backup-full-orders-daily +unchanged/);
+    const handMade = await client.schedule.getHandle(RETENTION).describe();
+    assert.deepEqual(
+      [handMade.state.note, handMade.state.paused, handMade.action.workflowType],
+      ['made by hand', true, 'somebodyElsesWorkflow'],
+    );
+  });
+
   /** The run id of the running workflow with this id, or undefined when none runs. */
   async function runIdOf(workflowId: string): Promise<string | undefined> {
     const d = await client.workflow
