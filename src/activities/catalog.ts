@@ -17,7 +17,9 @@ export interface Catalog {
 export async function readCatalog(store: ObjectStore, database: string): Promise<Catalog> {
   const objects = (await store.list(repository.manifestsPrefix('', database)))
     .filter((o) => o.key.endsWith('.json'))
-    .sort((a, b) => a.key.localeCompare(b.key));
+    // Oldest first by the time in the id (`<db>-<kind>-<time>`): sorting whole keys would list
+    // every full backup before every incremental.
+    .sort((a, b) => timeOfKey(a.key).localeCompare(timeOfKey(b.key)) || a.key.localeCompare(b.key));
   const catalog: Catalog = { entries: [], manifests: [], problems: [] };
   const texts = await Promise.all(
     objects.map(async (o) => ({ key: o.key, text: Buffer.from(await store.get(o.key)).toString('utf8') })),
@@ -57,4 +59,8 @@ export async function readWalListing(
   }
   wal.segments.sort();
   return { wal, keys: objects.map((o) => o.key) };
+}
+
+function timeOfKey(key: string): string {
+  return key.slice(key.lastIndexOf('-') + 1);
 }

@@ -124,6 +124,17 @@ describe('incremental backup on the local stack', () => {
     assert.equal(next.parent, inc.backupId);
     assert.equal(next.startLsn, inc.stopLsn);
     assert.notEqual(next.firstSegment, inc.lastSegment);
+
+    // The catalog lists oldest first across kinds, a full taken after incrementals last.
+    const later = await cli(['backup', 'full', '--database', DB, '--json']);
+    assert.equal(later.code, 0, later.stderr);
+    const laterId = (JSON.parse(later.stdout) as { backupId: string }).backupId;
+    const ids = (
+      JSON.parse((await cli(['backups', 'list', '--database', DB, '--json'])).stdout) as {
+        backups: { id: string }[];
+      }
+    ).backups.map((b) => b.id);
+    assert.deepEqual(ids.slice(-4), [fullResult.backupId, inc.backupId, next.backupId, laterId]);
   });
 
   it('fails clearly when the archiver does not store the WAL', async () => {
