@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { drillInputSchema } from '../../src/domain/drill.ts';
 import { planSchema, type Plan } from '../../src/domain/plan.ts';
 import {
   diffSchedules,
   desiredSchedules,
   fingerprintFromNote,
+  scheduledBackupInputSchema,
   scheduleNote,
   scheduleProblems,
   type DesiredSchedule,
@@ -61,6 +63,13 @@ describe('desiredSchedules', () => {
         policy: 'orders-weekly',
       },
     ]);
+    // What drDrillWorkflow accepts (its own input schema): the schedule's start is valid input.
+    assert.ok(drillInputSchema.safeParse(drill.args[0]).success);
+  });
+
+  it('the wrapper accepts every backup and retention schedule input', () => {
+    for (const d of desired.filter((x) => x.workflowType === 'scheduledBackupWorkflow'))
+      assert.ok(scheduledBackupInputSchema.safeParse(d.args[0]).success, d.id);
   });
 
   it('windows, jitter and max rate of a policy reach the schedule; no incremental, no drill schedule', () => {
