@@ -14,6 +14,7 @@ import type { ApprovalState } from '../../src/domain/approval.ts';
 import { auditRecordKey, type AuditRecord } from '../../src/domain/audit.ts';
 import type { DoctorReport } from '../../src/domain/doctor.ts';
 import { AUDIT_PATCH } from '../../src/workflows/audit-interceptor.ts';
+import { startS3Server, stopS3Server } from '../../src/stack/s3-server.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
@@ -357,6 +358,50 @@ describe('audit records on the local stack', () => {
       await latest()
         .terminate('audit test cleanup')
         .catch(() => undefined);
+    }
+  });
+
+  it('with storage down the write is tried a few times, then the run ends with its own outcome', async () => {
+    await stopS3Server(stack.layout);
+    let s3Up = false;
+    try {
+      const started = Date.now();
+      const handle = await client.workflow.start('doctorWorkflow', {
+        taskQueue: 'lifeboat',
+        workflowId: `audit-storage-down-${Date.now()}`,
+        args: [{ requestedBy: 'audit-tester' }],
+      });
+      const report = (await handle.result()) as DoctorReport;
+      process.stderr.write(`# doctor with storage down ended after ${Date.now() - started} ms\n`);
+      assert.equal(report.ok, false, 'the doctor saw the storage down: its own outcome stands');
+      const events = (await handle.fetchHistory()).events ?? [];
+      const scheduled = events.find(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'writeAuditRecord',
+      );
+      assert.ok(scheduled, 'the write was attempted');
+      const failed = events.find(
+        (e) => String(e.activityTaskFailedEventAttributes?.scheduledEventId) === String(scheduled.eventId),
+      );
+      assert.ok(failed, 'the write failed after its retries');
+      const attempt = events.find(
+        (e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(scheduled.eventId),
+      );
+      assert.equal(attempt?.activityTaskStartedEventAttributes?.attempt, 5);
+      assert.match(
+        failed.activityTaskFailedEventAttributes?.failure?.cause?.message ??
+          failed.activityTaskFailedEventAttributes?.failure?.message ??
+          '',
+        /writing the audit record audit\/\d{4}\/\d\d\/.*audit-storage-down-/,
+      );
+      await startS3Server(stack.layout, stack.secrets, stack.plan);
+      s3Up = true;
+      const listing = await readAuditRecords(store, {
+        since: new Date(testStart.getTime() - 60_000),
+        until: new Date(Date.now() + 60_000),
+      });
+      assert.equal(listing.records.filter((r) => r.workflowId === handle.workflowId).length, 0);
+    } finally {
+      if (!s3Up) await startS3Server(stack.layout, stack.secrets, stack.plan);
     }
   });
 
