@@ -3,7 +3,10 @@
 // that a target outside of is refused before any disk is touched. Pure: the workflow resolves the
 // chain itself from what the listing activity returns, so the decision is in history.
 import { z } from 'zod';
+import type { ApprovalOutcome, ApprovalRecord, ApprovalState } from './approval.ts';
+import { parseDuration } from './duration.ts';
 import { parseLsn } from './lsn.ts';
+import type { Plan } from './plan.ts';
 import type { CatalogEntry } from './manifest.ts';
 import { nextSegment, segmentEndLsn, segmentNumber, segmentOfLsn, timelineOf } from './wal.ts';
 
@@ -77,6 +80,16 @@ export const restoreInputSchema = z.strictObject({
   /** With a time or LSN target: stop just before it instead of just after. */
   inclusive: z.boolean().default(true),
   requestedBy: z.string().min(1).max(200).optional(),
+  /**
+   * After validation, wait for an approval (the failover policy's approvers, never the requester)
+   * and then point the plan's DNS records of the database at the restore's region.
+   */
+  cutover: z.boolean().optional(),
+  /** With cutover: wait at most this long (capped by the policy's timeout), e.g. `15m`. */
+  approvalTimeout: z
+    .string()
+    .refine((d) => parseDuration(d) !== undefined, 'expected a duration such as 30s, 15m or 1h')
+    .optional(),
 });
 export type RestoreInput = z.input<typeof restoreInputSchema>;
 export type RestoreOptions = z.output<typeof restoreInputSchema>;
@@ -270,9 +283,19 @@ export function quoteSetting(value: string): string {
  * - `downloading`: base backup streamed storage → age → zstd → tar into the fresh data directory.
  * - `replaying`: the restored server started; it fetches WAL through `lifeboat wal-fetch`.
  * - `validating`: the plan's validation queries, writes if promoted, every database connects.
+ * - `awaiting-approval` (cutover only): the validated instance runs; approvers decide.
+ * - `cutting-over` (cutover only, approved): the plan's DNS records move to the restore's region.
  * - `completed` / `failed`: final.
  */
-export type RestorePhase = 'resolving' | 'downloading' | 'replaying' | 'validating' | 'completed' | 'failed';
+export type RestorePhase =
+  | 'resolving'
+  | 'downloading'
+  | 'replaying'
+  | 'validating'
+  | 'awaiting-approval'
+  | 'cutting-over'
+  | 'completed'
+  | 'failed';
 
 export interface RestoreProgress {
   restoreId: string;
@@ -286,6 +309,8 @@ export interface RestoreProgress {
   dataDir?: string;
   port?: number;
   error?: string;
+  /** With cutover: the approval gate (who decided, who is needed, until when). */
+  approval?: ApprovalState;
 }
 
 /** Heartbeat of the download. */
@@ -333,6 +358,43 @@ export interface RestoreResult {
   bytes: { stored: number; raw: number; walSegmentsFetched?: number };
   instance: { host: string; port: number; dataDir: string; url: string };
   validation: { name: string; ok: boolean; detail: string }[];
+  /** Present when the request asked for a cutover. */
+  cutover?: RestoreCutover;
+}
+
+/**
+ * What a requested cutover did. Only `approved` changes DNS; the instance runs in every case.
+ * `records` are the plan's records as the zone holds them after the change (approved) or as
+ * they were left (otherwise).
+ */
+export interface RestoreCutover {
+  outcome: Exclude<ApprovalOutcome, 'automatic'>;
+  detail: string;
+  decisions: ApprovalRecord[];
+  records: { name: string; type: string; values: string[] }[];
+  waitedMs: number;
+  dnsMs?: number;
+}
+
+/**
+ * Why a cutover of `database` to `region` cannot be asked for with this plan: it needs the
+ * failover policy's approvers (a cutover is never automatic) and DNS records with values for
+ * that region. Checked before any disk is touched.
+ */
+export function cutoverProblems(plan: Plan, database: string, region: string): string[] {
+  const problems: string[] = [];
+  const policy = plan.failover.policies.find((p) => p.database === database);
+  if (!policy)
+    problems.push(`the plan has no failover policy for ${database}: its approvers decide a cutover`);
+  else if (policy.approval.approvers.length < policy.approval.minApprovals)
+    problems.push(
+      `the failover policy of ${database} lists ${policy.approval.approvers.length} approver(s) for ${policy.approval.minApprovals} approval(s): a cutover always needs human approval`,
+    );
+  const records = plan.dns?.records.filter((r) => r.database === database) ?? [];
+  if (records.length === 0) problems.push(`the plan has no DNS records for ${database} to cut over`);
+  for (const r of records)
+    if (!r.values[region]) problems.push(`dns record ${r.name} has no values for region ${region}`);
+  return problems;
 }
 
 /** Validations as data: a failing one fails the restore, with every result in the message. */
@@ -355,5 +417,10 @@ export function summarizeRestore(r: RestoreResult): string {
     `RTO ${s(r.rto.totalMs)}: download ${s(r.rto.downloadMs)}, start ${s(r.rto.startMs)}, replay ${s(r.rto.replayMs)}, validate ${s(r.rto.validateMs)}`,
     `chain: ${r.chain.backupId} + WAL ${r.chain.firstSegment}…${r.chain.lastSegment}; ${r.bytes.stored} bytes downloaded, ${r.bytes.raw} restored`,
     `connect: ${r.instance.url} (data directory ${r.instance.dataDir})`,
+    ...(r.cutover
+      ? [
+          `cutover ${r.cutover.outcome}: ${r.cutover.detail}; DNS ${r.cutover.records.map((d) => `${d.name} → ${d.values.join(',') || '(none)'}`).join('; ')}`,
+        ]
+      : []),
   ].join('\n');
 }

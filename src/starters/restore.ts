@@ -1,11 +1,14 @@
 // `lifeboat restore --database <db> --to <target> --region <r> [--port N] [--pause] [--data-dir D]
-// [--detach]`: starts pointInTimeRestoreWorkflow and waits for its result unless --detach.
+// [--cutover [--approval-timeout D]] [--detach]`: starts pointInTimeRestoreWorkflow and waits for its result unless --detach.
 // A target outside the recoverable window fails at once, saying what the window is.
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError } from '@temporalio/client';
+import { describeApprovals } from '../domain/approval.ts';
+import { parseDuration } from '../domain/duration.ts';
 import { workflowIds } from '../domain/naming.ts';
 import {
+  cutoverProblems,
   parseRestoreTarget,
   summarizeRestore,
   type RestoreInput,
@@ -21,7 +24,7 @@ import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
 export const summary =
-  'point-in-time restore: --database <db> --to <ISO time | lsn:<LSN> | name:<point> | latest> --region <r> [--port N] [--pause] [--detach]';
+  'point-in-time restore: --database <db> --to <ISO time | lsn:<LSN> | name:<point> | latest> --region <r> [--port N] [--pause] [--cutover [--approval-timeout D]] [--detach]';
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs('restore', argv, {
@@ -35,6 +38,8 @@ export async function run(argv: string[]): Promise<number> {
     'data-dir': { type: 'string' },
     pause: { type: 'boolean' },
     exclusive: { type: 'boolean' },
+    cutover: { type: 'boolean' },
+    'approval-timeout': { type: 'string' },
   });
   if (!args) return EXIT.badInput;
   const problems: string[] = [];
@@ -61,6 +66,13 @@ export async function run(argv: string[]): Promise<number> {
   const port = args.port === undefined ? undefined : Number(args.port);
   if (port !== undefined && !(Number.isInteger(port) && port >= 1024 && port <= 65535))
     problems.push('--port: expected a port from 1024 to 65535');
+  const approvalTimeout = args['approval-timeout'] as string | undefined;
+  if (approvalTimeout !== undefined && !args.cutover)
+    problems.push('--approval-timeout: only with --cutover');
+  else if (approvalTimeout !== undefined && parseDuration(approvalTimeout) === undefined)
+    problems.push('--approval-timeout: expected a duration such as 30s, 15m or 1h');
+  if (args.cutover && plan && database && region && plan.databases[database] && plan.regions[region])
+    for (const p of cutoverProblems(plan, database, region)) problems.push(`--cutover: ${p}`);
   if (problems.length || !plan || !database || !region || !to) {
     for (const p of problems) printError(p);
     return EXIT.badInput;
@@ -74,6 +86,8 @@ export async function run(argv: string[]): Promise<number> {
     action: args.pause ? 'pause' : 'promote',
     inclusive: !args.exclusive,
     requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username,
+    ...(args.cutover ? { cutover: true } : {}),
+    ...(approvalTimeout ? { approvalTimeout } : {}),
   };
   const { client, target, close } = await connectClient();
   try {
@@ -123,7 +137,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (args.json) printJson({ workflowId, webUi: link, ...result });
     else process.stdout.write(`${summarizeRestore(result)}\n`);
-    return EXIT.ok;
+    // A cutover that was asked for and did not happen is a failed operation (the restore stands).
+    return result.cutover && result.cutover.outcome !== 'approved' ? EXIT.failed : EXIT.ok;
   } finally {
     await close();
   }
@@ -134,6 +149,10 @@ export function renderRestoreProgress(p: RestoreProgress): string {
   const parts = [`${p.restoreId}: ${p.phase} since ${p.phaseSince}`];
   if (p.chain) parts.push(`backup ${p.chain.backupId}, WAL ${p.chain.firstSegment}…${p.chain.lastSegment}`);
   if (p.port) parts.push(`port ${p.port}`);
+  if (p.phase === 'awaiting-approval' && p.approval)
+    parts.push(
+      `${describeApprovals(p.approval)} of ${p.approval.policy.approvers.join(', ')} until ${p.approval.deadline}: lifeboat approve ${p.restoreId} --as <name>`,
+    );
   if (p.error) parts.push(`error: ${p.error}`);
   return parts.join('; ');
 }

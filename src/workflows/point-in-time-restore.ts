@@ -10,6 +10,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   defineQuery,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -19,6 +20,7 @@ import {
 import { NON_RETRYABLE_ERROR_TYPES } from '../domain/errors.ts';
 import { regionTaskQueue, type Plan } from '../domain/plan.ts';
 import {
+  cutoverProblems,
   parseRestoreTarget,
   resolveRestoreChain,
   summarizeRestore,
@@ -32,6 +34,7 @@ import {
 import { lsnDistance } from '../domain/lsn.ts';
 import { searchAttributeKeys } from '../domain/search-attributes.ts';
 import { parseWorkflowInput } from './input.ts';
+import { cutOverRestore, cutoverGate } from './restore-cutover.ts';
 import type { Activities } from '../activities/index.ts';
 
 /** Storage listings and short server calls. */
@@ -132,6 +135,20 @@ export async function pointInTimeRestoreWorkflow(rawInput: RestoreInput): Promis
       'UnknownReference',
       `region "${input.region}" is not in the plan; declared: ${Object.keys(plan.regions).join(', ')}`,
     );
+  // A cutover that could never be approved or applied is refused before any disk is touched.
+  const cutover = [
+    ...cutoverProblems(plan, input.database, input.region),
+    ...(input.requestedBy
+      ? []
+      : ['input.requestedBy: a cutover names its requester, who may not approve it']),
+  ];
+  if (input.cutover && cutover.length)
+    return refuse(
+      'InvalidInput',
+      `cannot cut over ${input.database} to ${input.region}: ${cutover.join('; ')}`,
+    );
+  const gate = input.cutover ? cutoverGate(plan, input) : undefined;
+  if (gate) state.approval = gate.state;
   const sources = await listRestoreSources({ database: input.database });
   const resolved = resolveRestoreChain({
     target,
@@ -153,6 +170,8 @@ export async function pointInTimeRestoreWorkflow(rawInput: RestoreInput): Promis
   const { copy, call } = regionActivities(plan, input.region);
 
   let dataDir: string | undefined;
+  // Once validated, the instance is the operator's: a cutover that fails or is cancelled keeps it.
+  let validated = false;
   try {
     enter('downloading', `backup ${chain.backup.id} into a fresh data directory in ${input.region}`);
     const download = await copy.restoreBaseBackup({
@@ -240,12 +259,30 @@ export async function pointInTimeRestoreWorkflow(rawInput: RestoreInput): Promis
       },
       validation,
     };
+    // Histories recorded before cutover existed never take this path (no cutover in their input).
+    if (gate && patched('restore-cutover')) {
+      validated = true;
+      result.cutover = await cutOverRestore({
+        plan,
+        input,
+        gate,
+        restoreId,
+        request: `Point ${input.database}'s DNS at the restore in ${input.region} (${result.instance.url}), which reached lsn ${achieved.lsn}, last transaction ${achieved.lastTransactionTime ?? 'none'} (target ${input.target}), requested by ${input.requestedBy ?? 'unknown'}.`,
+        enter,
+      });
+    }
     enter('completed', summarizeRestore(result));
-    upsertSearchAttributes([{ key: searchAttributeKeys.outcome, value: 'completed' }]);
+    upsertSearchAttributes([
+      {
+        key: searchAttributeKeys.outcome,
+        value:
+          !result.cutover || result.cutover.outcome === 'approved' ? 'completed' : result.cutover.outcome,
+      },
+    ]);
     return result;
   } catch (err) {
     // Never leave a half-restored server running as if it were done.
-    if (dataDir && state.phase !== 'completed') {
+    if (dataDir && state.phase !== 'completed' && !validated) {
       const dir = dataDir;
       await CancellationScope.nonCancellable(() =>
         call.stopRestoredServer({ dataDir: dir, versionNum }),

@@ -14,6 +14,7 @@ import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { livePostmaster } from '../../src/activities/restore.ts';
+import { createDnsZone, type DnsZone } from '../../src/activities/ports/dns-zone.ts';
 import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
 import { parseLsn } from '../../src/domain/lsn.ts';
 import { workflowIds } from '../../src/domain/naming.ts';
@@ -58,6 +59,41 @@ describe('point-in-time restore on the local stack', () => {
   const marks: Mark[] = [];
   let pointName: string;
   const restored: RestoreResult[] = [];
+  let zone: DnsZone;
+  /** The plan's records of the database as moto holds them, `name type → values`. */
+  const dnsNow = async (): Promise<Record<string, string[]>> => {
+    const all = await zone.listRecords((await zone.findZoneId())!);
+    const wanted = stack.plan.dns!.records.filter((r) => r.database === DB);
+    return Object.fromEntries(
+      wanted.map((w) => [
+        `${w.name} ${w.type}`,
+        [...(all.find((r) => r.name === w.name && r.type === w.type)?.values ?? [])].sort(),
+      ]),
+    );
+  };
+  const dnsOf = (region: string): Record<string, string[]> =>
+    Object.fromEntries(
+      stack.plan
+        .dns!.records.filter((r) => r.database === DB)
+        .map((r) => [`${r.name} ${r.type}`, [...r.values[region]!].sort()]),
+    );
+  const pointDns = async (region: string) =>
+    zone.upsertRecords(
+      (await zone.findZoneId())!,
+      stack.plan
+        .dns!.records.filter((r) => r.database === DB)
+        .map((r) => ({ name: r.name, type: r.type, ttl: r.ttl, values: r.values[region]! })),
+      'test: DNS back at the primary',
+    );
+  const awaitingApproval = async (handle: { query: <T>(q: string) => Promise<T> }) => {
+    for (let i = 0; ; i++) {
+      const p = await handle.query<RestoreProgress>('progress');
+      if (p.phase === 'awaiting-approval') return p;
+      assert.ok(p.phase !== 'failed' && p.phase !== 'completed', `phase ${p.phase}: ${p.error ?? ''}`);
+      assert.ok(i < 1200, 'the approval gate did not open');
+      await sleep(100);
+    }
+  };
 
   const restore = async (input: Omit<RestoreInput, 'database' | 'region'>, id: string) =>
     client.workflow.start<typeof pointInTimeRestoreWorkflow>('pointInTimeRestoreWorkflow', {
@@ -85,6 +121,9 @@ describe('point-in-time restore on the local stack', () => {
 
   before(async () => {
     stack = await ensureStack();
+    zone = createDnsZone(stack.plan.dns!, stack.env);
+    // Another test file may have left DNS at the replica: start from the plan's primary.
+    await pointDns(stack.plan.databases[DB]!.primaryRegion);
     connection = await Connection.connect({ address: stack.layout.temporal.address });
     client = new Client({ connection });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-pitr-'));
@@ -224,7 +263,9 @@ describe('point-in-time restore on the local stack', () => {
     },
   );
 
-  it('latest: the end of the archive is reached and said', async () => {
+  it('latest: the end of the archive is reached and said; without cutover DNS is untouched', async () => {
+    const dnsBefore = await dnsNow();
+    assert.deepEqual(dnsBefore, dnsOf('us-east-1'));
     const latest = await (await restore({ target: 'latest' }, 'latest')).result();
     restored.push(latest);
     assert.deepEqual(await rowsIn(latest), upTo(ROWS));
@@ -233,7 +274,124 @@ describe('point-in-time restore on the local stack', () => {
       latest.note ?? '',
       /stopped at the end of the archive: lsn \S+, \d+ bytes before the end of the newest archived WAL/,
     );
+    assert.equal(latest.cutover, undefined);
+    assert.deepEqual(await dnsNow(), dnsBefore, 'a restore without cutover leaves DNS as it was');
   });
+
+  it(
+    'cutover: waits for two approvers other than the requester, then points DNS at the restore region',
+    { timeout: 120_000 },
+    async () => {
+      assert.deepEqual(await dnsNow(), dnsOf('us-east-1'));
+      const handle = await restore(
+        { target: marks[29]!.time, cutover: true, requestedBy: 'alice' },
+        'cutover-approved',
+      );
+      console.log(`cutover run: ${handle.workflowId}`);
+      const waiting = await awaitingApproval(handle);
+      assert.equal(waiting.approval?.waiting, true);
+      assert.deepEqual(waiting.approval?.policy, { approvers: ['alice', 'bob', 'carol'], minApprovals: 2 });
+      const own = await runCli(['approve', handle.workflowId, '--as', 'alice'], stack.env);
+      assert.equal(own.code, 2, own.stderr);
+      assert.match(own.stderr, /alice requested this operation and cannot approve or reject it/);
+      const outsider = await runCli(['approve', handle.workflowId, '--as', 'mallory'], stack.env);
+      assert.equal(outsider.code, 2);
+      assert.match(outsider.stderr, /mallory is not an approver of this policy/);
+      assert.deepEqual(await dnsNow(), dnsOf('us-east-1'), 'nothing moves before the approvals');
+      for (const who of ['bob', 'carol']) {
+        const ok = await runCli(['approve', handle.workflowId, '--as', who], stack.env);
+        assert.equal(ok.code, 0, ok.stderr);
+      }
+      const r = await handle.result();
+      restored.push(r);
+      try {
+        assert.deepEqual(await rowsIn(r), upTo(30));
+        assert.equal(r.cutover?.outcome, 'approved');
+        assert.deepEqual(r.cutover.decisions.map((d) => d.approver).sort(), ['bob', 'carol']);
+        assert.deepEqual(await dnsNow(), dnsOf('us-west-2'));
+        assert.deepEqual(
+          Object.fromEntries(r.cutover.records.map((d) => [`${d.name} ${d.type}`, [...d.values].sort()])),
+          dnsOf('us-west-2'),
+        );
+        console.log(summarizeRestore(r));
+      } finally {
+        await pointDns('us-east-1');
+      }
+    },
+  );
+
+  it(
+    'cutover rejected, or not approved in time: the restore stands, DNS unchanged',
+    { timeout: 120_000 },
+    async () => {
+      const dnsBefore = await dnsNow();
+      const handle = await restore(
+        { target: marks[29]!.time, cutover: true, requestedBy: 'alice' },
+        'cutover-rejected',
+      );
+      await awaitingApproval(handle);
+      const noReason = await runCli(['approve', handle.workflowId, '--as', 'bob', '--reject'], stack.env);
+      assert.equal(noReason.code, 2);
+      const reject = await runCli(
+        ['approve', handle.workflowId, '--as', 'bob', '--reject', '--reason', 'wrong point'],
+        stack.env,
+      );
+      assert.equal(reject.code, 0, reject.stderr);
+      const rejected = await handle.result();
+      restored.push(rejected);
+      assert.equal(rejected.cutover?.outcome, 'rejected');
+      assert.match(rejected.cutover.detail, /rejected by bob: wrong point; DNS unchanged/);
+      assert.deepEqual(await rowsIn(rejected), upTo(30), 'the rejected cutover leaves the restore running');
+      assert.deepEqual(await dnsNow(), dnsBefore);
+
+      // Through the CLI: no one decides before the requested timeout.
+      const cli = runCli(
+        [
+          'restore',
+          '--database',
+          DB,
+          '--to',
+          marks[29]!.time,
+          '--region',
+          'us-west-2',
+          '--cutover',
+          '--approval-timeout',
+          '5s',
+          '-f',
+          planFile,
+        ],
+        { ...stack.env, LIFEBOAT_USER: 'alice' },
+      );
+      const done = await cli;
+      assert.equal(done.code, 1, done.stderr);
+      assert.match(
+        done.stdout,
+        /cutover not-approved: not approved within 5\.0s \(0 of 2 approvals\); DNS unchanged/,
+      );
+      const dataDir = /data directory (\S+)\)/.exec(done.stdout)?.[1];
+      assert.ok(dataDir, done.stdout);
+      stopInstance(stack, dataDir);
+      assert.deepEqual(await dnsNow(), dnsBefore);
+      const bad = await runCli(
+        [
+          'restore',
+          '--database',
+          DB,
+          '--to',
+          'latest',
+          '--region',
+          'us-west-2',
+          '--approval-timeout',
+          'soon',
+          '-f',
+          planFile,
+        ],
+        stack.env,
+      );
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--approval-timeout: only with --cutover/);
+    },
+  );
 
   it('restores to an LSN and to a named restore point, exactly', async () => {
     const byLsn = await (await restore({ target: `lsn:${marks[39]!.lsn}` }, 'lsn')).result();
