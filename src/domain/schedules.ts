@@ -58,16 +58,36 @@ export interface DesiredSchedule {
   fingerprint: string;
 }
 
-/** What apply reads back from an existing schedule (its memo and its note). */
+/** What apply reads back from an existing schedule (its memo and its note, and what it runs). */
 export interface ExistingSchedule {
   id: string;
   /** The plan named in the managed memo; undefined for a schedule Lifeboat did not create. */
   managedByPlan?: string;
   fingerprint?: string;
+  /** As described by Temporal (for the ids the plan wants): edits by hand show up here. */
+  actual?: ActualSchedule;
+}
+
+/** The parts of a described schedule that apply compares with the plan (durations in ms). */
+export interface ActualSchedule {
+  workflowType?: string;
+  taskQueue?: string;
+  args?: readonly unknown[];
+  overlap?: string;
+  catchupWindowMs?: number;
+  intervalsMs: number[];
+  jitterMs?: number;
+  calendars: number;
 }
 
 export type ScheduleChange =
-  | { action: 'create' | 'update' | 'unchanged'; id: string; desired: DesiredSchedule }
+  | {
+      action: 'create' | 'update' | 'unchanged';
+      id: string;
+      desired: DesiredSchedule;
+      /** Why an update: the plan changed, or what was edited by hand. */
+      drift?: string[];
+    }
   | { action: 'delete'; id: string };
 
 export interface ScheduleDiff {
@@ -258,17 +278,44 @@ export function diffSchedules(
             ? `schedule ${d.id} exists but was not created by lifeboat apply; delete or rename it (lifeboat leaves it alone)`
             : `schedule ${d.id} belongs to plan "${e.managedByPlan}", not "${planName}"; rename the policy`,
       });
-    else
-      changes.push({
-        action: e.fingerprint === d.fingerprint ? 'unchanged' : 'update',
-        id: d.id,
-        desired: d,
-      });
+    else {
+      const drift = [
+        ...(e.fingerprint === d.fingerprint ? [] : ['the plan changed']),
+        ...(e.actual ? driftOf(d, e.actual) : []),
+      ];
+      changes.push(
+        drift.length
+          ? { action: 'update', id: d.id, desired: d, drift }
+          : { action: 'unchanged', id: d.id, desired: d },
+      );
+    }
   }
   for (const e of existing)
     if (e.managedByPlan === planName && !wanted.has(e.id)) changes.push({ action: 'delete', id: e.id });
   changes.sort((a, b) => a.id.localeCompare(b.id));
   return { changes, conflicts };
+}
+
+/**
+ * What differs between a schedule as described and as the plan wants it: an edit made by hand
+ * (Web UI, `temporal schedule update`) that kept the note. A cron spec comes back as calendars,
+ * so only its presence and the jitter are compared; intervals are compared exactly.
+ */
+export function driftOf(d: DesiredSchedule, a: ActualSchedule): string[] {
+  const out: string[] = [];
+  const differ = (what: string, actual: unknown, want: unknown) => {
+    if (canonicalJson(actual) !== canonicalJson(want))
+      out.push(`${what} is ${canonicalJson(actual) ?? 'unset'}, the plan says ${canonicalJson(want)}`);
+  };
+  differ('workflow type', a.workflowType, d.workflowType);
+  differ('task queue', a.taskQueue, d.taskQueue);
+  differ('args', a.args, d.args);
+  differ('overlap policy', a.overlap, d.overlap);
+  differ('catch-up window (ms)', a.catchupWindowMs, parseDuration(d.catchupWindow));
+  differ('intervals (ms)', a.intervalsMs, d.spec.every ? [parseDuration(d.spec.every)] : []);
+  differ('jitter (ms)', a.jitterMs || 0, d.spec.jitter ? parseDuration(d.spec.jitter) : 0);
+  differ('calendars', a.calendars, d.spec.cron ? 1 : 0);
+  return out;
 }
 
 /** The schedule's note: says who manages it, and carries the fingerprint apply compares. */

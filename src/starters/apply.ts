@@ -45,6 +45,8 @@ interface ChangeReport {
   database?: string;
   spec?: string;
   workflowType?: string;
+  /** Why an update (the plan changed; what was edited by hand). */
+  drift?: string[];
   error?: string;
 }
 
@@ -112,7 +114,20 @@ async function existingSchedules(client: Client, desired: DesiredSchedule[]): Pr
   for (const d of desired) {
     try {
       const s = await client.schedule.getHandle(d.id).describe();
-      found.set(d.id, existingOf(d.id, s.memo, s.state.note));
+      const action = s.action.type === 'startWorkflow' ? s.action : undefined;
+      found.set(d.id, {
+        ...existingOf(d.id, s.memo, s.state.note),
+        actual: {
+          ...(action
+            ? { workflowType: action.workflowType, taskQueue: action.taskQueue, args: action.args }
+            : {}),
+          ...(s.policies.overlap ? { overlap: s.policies.overlap } : {}),
+          ...(s.policies.catchupWindow !== undefined ? { catchupWindowMs: s.policies.catchupWindow } : {}),
+          intervalsMs: (s.spec.intervals ?? []).map((i) => Number(i.every)),
+          ...(s.spec.jitter !== undefined ? { jitterMs: Number(s.spec.jitter) } : {}),
+          calendars: (s.spec.calendars ?? []).length,
+        },
+      });
     } catch (err) {
       if (!(err instanceof ScheduleNotFoundError)) throw err;
       found.delete(d.id);
@@ -250,6 +265,7 @@ function reportOf(change: ScheduleChange): ChangeReport {
     database: d.database,
     spec,
     workflowType: d.workflowType,
+    ...(change.action === 'update' && change.drift ? { drift: change.drift } : {}),
   };
 }
 
@@ -274,6 +290,7 @@ function render(planName: string, dryRun: boolean, reports: ChangeReport[], star
           ]),
         ).trimEnd()
       : 'no schedules',
+    ...reports.flatMap((r) => (r.drift ?? []).map((why) => `  ${r.id}: ${why}`)),
     ...started.map((s) => {
       const what = s.kind === 'wal-archiver' ? 'WAL archiver' : 'region health monitor';
       const state =

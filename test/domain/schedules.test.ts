@@ -4,6 +4,7 @@ import { drillInputSchema } from '../../src/domain/drill.ts';
 import { planSchema, type Plan } from '../../src/domain/plan.ts';
 import {
   diffSchedules,
+  driftOf,
   desiredSchedules,
   fingerprintFromNote,
   scheduledBackupInputSchema,
@@ -215,6 +216,57 @@ describe('diffSchedules', () => {
         c.conflicts ?? [],
       );
     });
+
+  it('a schedule edited by hand (note kept) is updated, saying what drifted', () => {
+    const want = desiredSchedules(plan()).find((x) => x.id === 'lifeboat-backup-incremental-orders-daily')!;
+    const asApplied = {
+      workflowType: want.workflowType,
+      taskQueue: want.taskQueue,
+      args: structuredClone(want.args),
+      overlap: 'SKIP',
+      catchupWindowMs: 86_400_000,
+      intervalsMs: [3_600_000],
+      jitterMs: 0,
+      calendars: 0,
+    };
+    const existing = (actual: typeof asApplied) => [
+      { id: want.id, managedByPlan: 'dev', fingerprint: want.fingerprint, actual },
+    ];
+    const same = diffSchedules([want], existing(asApplied), 'dev');
+    assert.deepEqual(
+      same.changes.map((c) => c.action),
+      ['unchanged'],
+    );
+    const edited = diffSchedules(
+      [want],
+      existing({ ...asApplied, overlap: 'ALLOW_ALL', intervalsMs: [60_000] }),
+      'dev',
+    );
+    assert.equal(edited.changes[0]!.action, 'update');
+    assert.deepEqual((edited.changes[0] as { drift: string[] }).drift, [
+      'overlap policy is "ALLOW_ALL", the plan says "SKIP"',
+      'intervals (ms) is [60000], the plan says [3600000]',
+    ]);
+  });
+
+  it('driftOf: nothing for a schedule as applied; each hand edit named', () => {
+    const want = desiredSchedules(plan()).find((x) => x.id === 'lifeboat-backup-full-orders-daily')!;
+    const applied = {
+      workflowType: 'scheduledBackupWorkflow',
+      taskQueue: 'lifeboat',
+      args: want.args,
+      overlap: 'SKIP',
+      catchupWindowMs: 86_400_000,
+      intervalsMs: [],
+      calendars: 1,
+    };
+    assert.deepEqual(driftOf(want, applied), []);
+    assert.deepEqual(driftOf(want, { ...applied, taskQueue: 'elsewhere', jitterMs: 5000 }), [
+      'task queue is "elsewhere", the plan says "lifeboat"',
+      'jitter (ms) is 5000, the plan says 0',
+    ]);
+    assert.equal(driftOf(want, { ...applied, args: [{ database: 'orders' }] }).length, 1);
+  });
 
   it('a conflict says why it is left alone', () => {
     const diff = diffSchedules([d('a')], [e('a')], 'dev');

@@ -297,6 +297,33 @@ describe('lifeboat apply on the local stack', () => {
     assert.equal(foreign.action.workflowType, 'somebodyElsesWorkflow');
   });
 
+  it('a schedule edited by hand (overlap, args) is put back by the next apply, saying what drifted', async () => {
+    const handle = client.schedule.getHandle(FULL);
+    await handle.update((prev) => ({
+      ...prev,
+      policies: { ...prev.policies, overlap: 'ALLOW_ALL' },
+      action: { ...(prev.action as any), args: [{ database: DB, kind: 'full', policy: 'by-hand' }] },
+    }));
+    const run = await runCli(['apply', '-f', changedPlanFile], stack.env);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /lifeboat-backup-full-orders-daily +updated/);
+    assert.match(
+      run.stdout,
+      /lifeboat-backup-full-orders-daily: overlap policy is "ALLOW_ALL", the plan says "SKIP"/,
+    );
+    assert.match(run.stdout, /lifeboat-backup-full-orders-daily: args is /);
+    const full = await handle.describe();
+    assert.equal(full.policies.overlap, 'SKIP');
+    assert.deepEqual(full.action.args, [
+      { database: DB, kind: 'full', policy: 'orders-daily', requestedBy: `schedule:${FULL}` },
+    ]);
+    assert.deepEqual(actions(await apply(changedPlanFile)), {
+      [FULL]: 'unchanged',
+      [INC]: 'unchanged',
+      [RETENTION]: 'unchanged',
+    });
+  });
+
   it('a triggered full backup schedule runs the backup under backup-orders', async () => {
     const handle = client.schedule.getHandle(FULL);
     const run = await triggerAndWait(handle);
