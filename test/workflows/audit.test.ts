@@ -274,6 +274,36 @@ describe('audit records on the local stack', () => {
     );
     assertNoSecret(text);
   });
+  it('runs at the same time on one worker keep their steps apart', async () => {
+    const stamp = Date.now();
+    const [doctor, backup] = await Promise.all([
+      client.workflow.start('doctorWorkflow', {
+        taskQueue: 'lifeboat',
+        workflowId: `audit-together-doctor-${stamp}`,
+        args: [{ requestedBy: 'together-a' }],
+      }),
+      client.workflow.start('fullBackupWorkflow', {
+        taskQueue: 'lifeboat',
+        workflowId: `audit-together-nope-${stamp}`,
+        args: [{ database: 'nope', requestedBy: 'together-b' }],
+      }),
+    ]);
+    await Promise.allSettled([doctor.result(), backup.result()]);
+    const a = (await recordOf(doctor.workflowId, doctor.firstExecutionRunId)).record;
+    const b = (await recordOf(backup.workflowId, backup.firstExecutionRunId)).record;
+    assert.equal(a.requestedBy, 'together-a');
+    assert.equal(b.requestedBy, 'together-b');
+    const doctorSteps = ['describePlan', 'inspectPostgres', 'checkStorage', 'checkDns', 'checkCluster'];
+    assert.ok(
+      a.steps.every((s) => doctorSteps.includes(s.name)),
+      a.steps.map((s) => s.name).join(),
+    );
+    assert.deepEqual(
+      b.steps.map((s) => s.name),
+      ['describePlan'],
+    );
+  });
+
   it('a run started by a schedule says which schedule asked', async () => {
     const scheduleId = `audit-test-${Date.now()}`;
     const schedule = await client.schedule.create({
