@@ -519,6 +519,33 @@ describe('lifeboat apply on the local stack', () => {
     assert.match(hook.text, /past its completion window of 2s/);
   });
 
+  it('a scheduled backup that fails is reported as failed, with the cause, and the webhook hears it', async () => {
+    const hooksBefore = hooks.length;
+    const id = `test-scheduled-failed-${Date.now()}`;
+    started.push(id);
+    const h = await client.workflow.start('scheduledBackupWorkflow', {
+      taskQueue: 'lifeboat',
+      workflowId: id,
+      args: [{ database: 'not-in-plan', kind: 'full', policy: 'orders-daily', requestedBy: 'test' }],
+    });
+    const err = await h.result().then(
+      () => assert.fail('expected the run to fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.equal((err.cause as any).type, 'ScheduledBackupFailed');
+    assert.match(
+      err.cause!.message,
+      /full backup of not-in-plan failed: database "not-in-plan" is not in the plan/,
+    );
+    const record = (err.cause as any).details[0] as ScheduledBackupResult;
+    assert.deepEqual([record.outcome, record.childWorkflowId], ['failed', 'backup-not-in-plan']);
+    assert.ok(
+      hooks.slice(hooksBefore).some((x) => x.title.includes('failed')),
+      JSON.stringify(hooks),
+    );
+  });
+
   it('a hand-made schedule under an id the plan wants is left alone: apply reports it and exits 1', async () => {
     await client.schedule.getHandle(RETENTION).delete();
     await client.schedule.create({
