@@ -3,7 +3,7 @@
 // what RPO and RTO it measured, and why it did not pass. The report it writes is drill-report.ts.
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
-import { lsnDistance, parseLsn } from './lsn.ts';
+import { lsnDistance } from './lsn.ts';
 import type { DrillPhase, DrillReport, DrillTableComparison } from './drill-report.ts';
 import { tierTargets } from './drill-report.ts';
 import type { Plan } from './plan.ts';
@@ -25,6 +25,13 @@ export const drillInputSchema = z.strictObject({
   requestedBy: z.string().min(1).max(200).optional(),
   /** The plan's drill policy this run belongs to (its compareTables); none: no table comparison. */
   policy: z.string().min(1).optional(),
+  /**
+   * `restore` (a scratch instance) or `failover`: a planned switchover of the live primary to
+   * `region` and back, each through regionalFailoverWorkflow and its approval gate.
+   */
+  mode: z.enum(['restore', 'failover']).default('restore'),
+  /** A failover drill against a plan marked production: the operator said they mean it. */
+  acknowledgeProduction: z.boolean().default(false),
 });
 export type DrillInput = z.input<typeof drillInputSchema>;
 export type DrillOptions = z.output<typeof drillInputSchema>;
@@ -68,6 +75,8 @@ export interface DrillProgress {
   phaseSince: string;
   startedAt: string;
   restoreWorkflowId?: string;
+  /** Failover drill: the switchover's or switchback's workflow (approve it with `lifeboat approve`). */
+  failoverWorkflowId?: string;
   scratch?: Scratch;
   /** Set once the drill is over. */
   outcome?: DrillReport['outcome'];
@@ -199,9 +208,35 @@ export function comparability(input: {
   return { ok: true };
 }
 
-/** Whether `lsn` is at or past `target`. */
-export function lsnReaches(lsn: string, target: string): boolean {
-  return parseLsn(lsn) >= parseLsn(target);
+/**
+ * Why a failover drill may not run, every reason: it moves the live primary, so it needs the
+ * plan's failover policy with a human approval gate, a replica region to move to, and — against a
+ * plan marked production — the operator's explicit acknowledgement.
+ */
+export function failoverDrillProblems(plan: Plan, input: DrillOptions): string[] {
+  const problems: string[] = [];
+  const db = plan.databases[input.database];
+  if (!db) return [`database "${input.database}" is not in the plan`];
+  if (input.target !== 'latest') problems.push('a failover drill has no restore target (--to)');
+  if (input.region === db.primaryRegion)
+    problems.push(
+      `${input.region} is ${input.database}'s primary region: a failover drill switches over to a replica region and back`,
+    );
+  else if (!db.replicas.some((r) => r.region === input.region))
+    problems.push(`${input.region} holds no replica of ${input.database} to switch over to`);
+  const policy = plan.failover.policies.find((p) => p.database === input.database);
+  if (!policy) problems.push(`no failover policy for ${input.database} in the plan`);
+  if (plan.environment === 'production') {
+    if (!input.acknowledgeProduction)
+      problems.push(
+        `plan "${plan.name}" is marked production: a failover drill moves its live primary; pass --i-understand-this-is-production to run it`,
+      );
+    if (policy && policy.approval.mode !== 'required')
+      problems.push(
+        `plan "${plan.name}" is marked production and ${input.database}'s failover approval is ${policy.approval.mode}: a failover drill there needs a human approval (mode: required)`,
+      );
+  }
+  return problems;
 }
 
 /** Every reason the drill did not pass, each a sentence. */

@@ -1,11 +1,19 @@
 // `lifeboat drill --database <db> --region <r> [--to <target>] [--policy <name>] [--detach]`:
 // starts drDrillWorkflow (a restore into a scratch instance in the DR region, validated, compared
-// with the source, torn down, reported) and waits for its report unless --detach. Exit 0 when the
-// drill passed, 1 when it failed or was cancelled, 2 on bad input.
+// with the source, torn down, reported) and waits for its report unless --detach. With
+// `--failover`: a planned switchover of the live primary to <r> and back, each approved through
+// `lifeboat approve failover-<db>`; refused against a production plan without
+// `--i-understand-this-is-production`. Exit 0 when the drill passed, 1 when it failed or was
+// cancelled, 2 on bad input.
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError } from '@temporalio/client';
-import { summarizeDrill, type DrillInput, type DrillProgress } from '../domain/drill.ts';
+import {
+  failoverDrillProblems,
+  summarizeDrill,
+  type DrillInput,
+  type DrillProgress,
+} from '../domain/drill.ts';
 import type { DrillReport } from '../domain/drill-report.ts';
 import { workflowIds } from '../domain/naming.ts';
 import { parseRestoreTarget } from '../domain/restore.ts';
@@ -18,7 +26,7 @@ import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
 export const summary =
-  'DR drill: --database <db> --region <r> [--to <target>] [--policy <name>] [--detach]; `drill report` for the history';
+  'DR drill: --database <db> --region <r> [--to <target>] [--policy <name>] [--failover [--i-understand-this-is-production]] [--detach]; `drill report` for the history';
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs('drill', argv, {
@@ -29,6 +37,8 @@ export async function run(argv: string[]): Promise<number> {
     region: { type: 'string' },
     to: { type: 'string' },
     policy: { type: 'string' },
+    failover: { type: 'boolean' },
+    'i-understand-this-is-production': { type: 'boolean' },
   });
   if (!args) return EXIT.badInput;
   const problems: string[] = [];
@@ -59,6 +69,18 @@ export async function run(argv: string[]): Promise<number> {
     const matching = policies.filter((p) => p.region === region);
     if (!policy && matching.length === 1) policy = matching[0]!.name;
   }
+  const mode = args.failover ? ('failover' as const) : ('restore' as const);
+  const acknowledgeProduction = args['i-understand-this-is-production'] === true;
+  if (mode === 'failover' && args.to !== undefined) problems.push('--to: a failover drill restores nothing');
+  if (mode === 'failover' && plan && database && region && plan.databases[database] && plan.regions[region])
+    for (const p of failoverDrillProblems(plan, {
+      database,
+      region,
+      target: 'latest',
+      mode,
+      acknowledgeProduction,
+    }))
+      problems.push(`--failover: ${p}`);
   if (problems.length || !plan || !database || !region) {
     for (const p of problems) printError(p);
     return EXIT.badInput;
@@ -69,6 +91,7 @@ export async function run(argv: string[]): Promise<number> {
     target: to,
     requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username,
     ...(policy ? { policy } : {}),
+    ...(mode === 'failover' ? { mode, acknowledgeProduction } : {}),
   };
   const { client, target, close } = await connectClient();
   try {
@@ -126,6 +149,8 @@ export async function run(argv: string[]): Promise<number> {
 export function renderDrillProgress(p: DrillProgress): string {
   const parts = [`${p.drillId}: ${p.phase} since ${p.phaseSince}`];
   if (p.restoreWorkflowId) parts.push(`restore ${p.restoreWorkflowId}`);
+  if (p.failoverWorkflowId && (p.phase === 'switching-over' || p.phase === 'switching-back'))
+    parts.push(`${p.failoverWorkflowId} (approve: lifeboat approve ${p.failoverWorkflowId} --as <name>)`);
   if (p.scratch) parts.push(`scratch port ${p.scratch.port}`);
   if (p.outcome) parts.push(p.outcome);
   return parts.join('; ');

@@ -29,9 +29,11 @@ import {
   drillPolicyOf,
   drillReasons,
   drillTargets,
+  failoverDrillProblems,
   measureRpo,
   summarizeDrill,
   type DrillInput,
+  type DrillOptions,
   type DrillProgress,
   type Scratch,
   type SourceSnapshot,
@@ -45,6 +47,7 @@ import {
 } from '../domain/drill-report.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { NON_RETRYABLE_ERROR_TYPES } from '../domain/errors.ts';
+import type { FailoverResult } from '../domain/failover.ts';
 import { workflowIds } from '../domain/naming.ts';
 import { regionTaskQueue, type Plan } from '../domain/plan.ts';
 import { repository } from '../domain/repository.ts';
@@ -52,6 +55,7 @@ import type { RestoreResult } from '../domain/restore.ts';
 import { searchAttributeKeys } from '../domain/search-attributes.ts';
 import { parseWorkflowInput } from './input.ts';
 import type { pointInTimeRestoreWorkflow } from './point-in-time-restore.ts';
+import type { regionalFailoverWorkflow } from './regional-failover.ts';
 
 /** Storage listings, report writes, short server calls. */
 const apiCall = {
@@ -158,7 +162,13 @@ export async function drDrillWorkflow(rawInput: DrillInput): Promise<DrillReport
     }
   };
 
+  if (input.mode === 'failover') {
+    const problems = failoverDrillProblems(plan, input);
+    if (problems.length) return refuse(`failover drill refused: ${problems.join('; ')}`);
+  }
   const webUiUrl = await drillWebUiUrl({ workflowId: drillId });
+  if (input.mode === 'failover')
+    return failoverDrill({ input, plan, webUiUrl, targets, state, phases, open, close, openPhaseEnds });
   let source: SourceSnapshot | undefined;
   let scratch: Scratch | undefined;
   let restored: RestoreResult | undefined;
@@ -420,6 +430,187 @@ export async function drDrillWorkflow(rawInput: DrillInput): Promise<DrillReport
   state.phaseSince = report.endedAt;
   state.outcome = report.outcome;
   if (report.reasons.length) state.error = report.reasons.join(' ');
+  upsertSearchAttributes([{ key: searchAttributeKeys.outcome, value: report.outcome }]);
+  setCurrentDetails(summarizeDrill(report));
+  recordMetrics(report);
+  if (cancelled) throw cancelled;
+  return report;
+}
+
+/**
+ * Failover drill: a planned switchover of the live primary to the drill's region and the
+ * switchback, each a regionalFailoverWorkflow child under the database's failover lock, each
+ * through the failover policy's approval gate (`lifeboat approve failover-<db>`), each RTO measured
+ * by the failover itself. Nothing is restored, so there is no scratch instance; what "torn down"
+ * means here is that the primary is back where it started.
+ */
+async function failoverDrill(d: {
+  input: DrillOptions;
+  plan: Plan;
+  webUiUrl: string | null;
+  targets: { rtoMs: number; rpoMs: number; tier: number };
+  state: DrillProgress;
+  phases: DrillPhaseRecord[];
+  open: (name: DrillPhase, detail: string) => void;
+  close: (outcome: DrillPhaseRecord['outcome'], detail?: string) => void;
+  openPhaseEnds: (outcome: 'failed' | 'cancelled', err: unknown) => void;
+}): Promise<DrillReport> {
+  const { input, plan, targets, state, phases, open, close } = d;
+  const info = workflowInfo();
+  const drillId = info.workflowId;
+  const requestedAt = info.startTime.getTime();
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const home = plan.databases[input.database]!.primaryRegion;
+  const lockId = workflowIds.failover(input.database);
+  type Leg = { workflowId: string; outcome: string; rtoMs: number | null; result?: FailoverResult };
+  let over: Leg | undefined;
+  let back: Leg | undefined;
+  let cancelled: Error | undefined;
+  let failure: unknown;
+  const leg = async (to: string, what: string): Promise<Leg> => {
+    state.failoverWorkflowId = lockId;
+    try {
+      const result = await executeChild<typeof regionalFailoverWorkflow>('regionalFailoverWorkflow', {
+        workflowId: lockId,
+        args: [
+          {
+            database: input.database,
+            targetRegion: to,
+            planned: true,
+            reason: `DR drill ${drillId}: ${what}`,
+            requestedBy: input.requestedBy ?? 'dr-drill',
+          },
+        ],
+        staticSummary: `${what} for drill ${drillId}`,
+      });
+      return { workflowId: lockId, outcome: result.outcome, rtoMs: result.rtoMs ?? null, result };
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return { workflowId: lockId, outcome: `failed: ${messageOf(err)}`, rtoMs: null };
+    }
+  };
+
+  try {
+    open('preparing', `planned switchover of ${input.database} from ${home} to ${input.region} and back`);
+    close('completed', `failover policy found; approvals through ${lockId}`);
+    open('switching-over', `${lockId}: ${home} → ${input.region}; approve with lifeboat approve ${lockId}`);
+    over = await leg(input.region, `planned switchover to ${input.region}`);
+    close(
+      over.outcome === 'switched-over' ? 'completed' : 'failed',
+      `${over.outcome}; RTO ${over.rtoMs ?? 'not measured'} ms${over.result?.message ? `; ${over.result.message}` : ''}`,
+    );
+    if (over.outcome === 'switched-over') {
+      open('switching-back', `${lockId}: ${input.region} → ${home}; approve with lifeboat approve ${lockId}`);
+      back = await leg(home, `switchback to ${home}`);
+      close(
+        back.outcome === 'switched-over' ? 'completed' : 'failed',
+        `${back.outcome}; RTO ${back.rtoMs ?? 'not measured'} ms${back.result?.message ? `; ${back.result.message}` : ''}`,
+      );
+    }
+  } catch (err) {
+    if (isCancellation(err)) {
+      cancelled = err as Error;
+      d.openPhaseEnds('cancelled', err);
+    } else {
+      failure = err;
+      d.openPhaseEnds('failed', err);
+    }
+  }
+
+  const report = await CancellationScope.nonCancellable(async () => {
+    const switchedOver = over?.outcome === 'switched-over';
+    const home_ = back?.outcome === 'switched-over' || !switchedOver;
+    open('tearing-down', 'no scratch instance in a failover drill: checking the primary is home');
+    const teardown = home_
+      ? {
+          done: true,
+          detail: switchedOver
+            ? `no scratch instance; the switchback put the primary back in ${home}`
+            : `no scratch instance; the primary never left ${home}`,
+        }
+      : {
+          done: false,
+          detail: `the primary is in ${input.region}, not ${home}: switch back with lifeboat failover --database ${input.database} --to ${home} --planned`,
+        };
+    close(teardown.done ? 'completed' : 'failed', teardown.detail);
+    open('reporting', 'report.json and report.html, write-once');
+    const rpoMs = over?.result?.rpo?.seconds != null ? Math.round(over.result.rpo.seconds * 1000) : null;
+    const measured = {
+      rtoMs: over?.rtoMs ?? null,
+      rpoMs,
+      rtoBreakdownMs: Object.fromEntries(
+        [
+          ['switchover', over?.rtoMs],
+          ['switchback', back?.rtoMs],
+        ].filter((e): e is [string, number] => typeof e[1] === 'number'),
+      ),
+    };
+    const verdicts = { rto: judge(measured.rtoMs, targets.rtoMs), rpo: judge(measured.rpoMs, targets.rpoMs) };
+    const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    const reasons: string[] = [];
+    if (cancelled)
+      reasons.push(
+        `The drill was cancelled during ${phases.find((p) => p.outcome === 'cancelled')?.name ?? 'its run'}.`,
+      );
+    else {
+      if (failure) reasons.push(`The drill failed: ${messageOf(failure)}.`);
+      if (over && !switchedOver) reasons.push(`The switchover did not complete: ${over.outcome}.`);
+      if (back && back.outcome !== 'switched-over')
+        reasons.push(`The switchback did not complete: ${back.outcome}.`);
+      if (verdicts.rto === 'missed')
+        reasons.push(`RTO ${s(measured.rtoMs!)} missed the target of ${s(targets.rtoMs)}.`);
+      if (verdicts.rto === 'unknown') reasons.push('RTO was not measured: the switchover did not complete.');
+      if (verdicts.rpo === 'missed')
+        reasons.push(`RPO ${s(measured.rpoMs!)} missed the target of ${s(targets.rpoMs)}.`);
+      if (verdicts.rpo === 'unknown') reasons.push('RPO was not measured: the switchover did not complete.');
+      if (!teardown.done) reasons.push(`The primary is not back where it started: ${teardown.detail}.`);
+    }
+    const outcome: DrillReport['outcome'] = cancelled ? 'cancelled' : reasons.length ? 'failed' : 'passed';
+    close(
+      'completed',
+      `${['report.json', 'report.html'].map((f) => repository.drillReport('', input.database, drillId, f)).join(', ')} in ${plan.storage.primary.url}`,
+    );
+    const report: DrillReport = {
+      version: 1,
+      drillId,
+      workflowId: drillId,
+      runId: info.runId,
+      webUiUrl: d.webUiUrl,
+      plan: { name: plan.name, environment: plan.environment },
+      database: input.database,
+      region: input.region,
+      mode: 'failover',
+      requestedBy: input.requestedBy ?? null,
+      target: null,
+      startedAt: iso(requestedAt),
+      endedAt: iso(Date.now()),
+      outcome,
+      reasons,
+      tier: targets.tier,
+      targets: { rtoMs: targets.rtoMs, rpoMs: targets.rpoMs },
+      measured,
+      verdicts,
+      phases,
+      source: null,
+      restore: null,
+      validation: [],
+      comparisons: [],
+      failover: over
+        ? {
+            switchover: { workflowId: over.workflowId, outcome: over.outcome, rtoMs: over.rtoMs },
+            switchback: back
+              ? { workflowId: back.workflowId, outcome: back.outcome, rtoMs: back.rtoMs }
+              : null,
+          }
+        : null,
+      teardown,
+    };
+    await writeDrillReport({ report });
+    return report;
+  });
+  state.phase = 'completed';
+  state.phaseSince = report.endedAt;
+  state.outcome = report.outcome;
   upsertSearchAttributes([{ key: searchAttributeKeys.outcome, value: report.outcome }]);
   setCurrentDetails(summarizeDrill(report));
   recordMetrics(report);

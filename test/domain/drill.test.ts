@@ -7,6 +7,7 @@ import {
   drillInputSchema,
   drillReasons,
   drillTargets,
+  failoverDrillProblems,
   measureRpo,
   type SourceSnapshot,
 } from '../../src/domain/drill.ts';
@@ -177,4 +178,55 @@ describe('drill targets and input', () => {
     assert.equal(r.success, false);
     assert.deepEqual(r.error.issues[0]!.path, ['target']);
   });
+});
+
+describe('failoverDrillProblems', () => {
+  const planWith = (edit: (raw: any) => void) => {
+    const raw = rawExamplePlan() as any;
+    edit(raw);
+    return planSchema.parse(raw);
+  };
+  const input = (over: Record<string, unknown> = {}) =>
+    drillInputSchema.parse({ database: 'orders', region: 'us-west-2', mode: 'failover', ...over });
+  const cases = [
+    {
+      name: 'a development plan with a replica region and a policy: allowed',
+      edit: () => {},
+      over: {},
+      want: [],
+    },
+    {
+      name: 'production without the acknowledgement: refused',
+      edit: (r: any) => (r.environment = 'production'),
+      over: {},
+      want: [/marked production: a failover drill moves its live primary/],
+    },
+    {
+      name: 'production acknowledged: allowed (the failover policy still asks for approvals)',
+      edit: (r: any) => (r.environment = 'production'),
+      over: { acknowledgeProduction: true },
+      want: [],
+    },
+    {
+      name: 'production with automatic approval: refused even when acknowledged',
+      edit: (r: any) => {
+        r.environment = 'production';
+        r.failover.policies[0].approval = { mode: 'automatic-within-lag', maxLagBytes: 0 };
+      },
+      over: { acknowledgeProduction: true },
+      want: [/needs a human approval/],
+    },
+    {
+      name: 'to the primary region, with a restore target: both refused',
+      edit: () => {},
+      over: { region: 'us-east-1', target: 'lsn:0/1' },
+      want: [/no restore target/, /primary region/],
+    },
+  ];
+  for (const c of cases)
+    it(c.name, () => {
+      const problems = failoverDrillProblems(planWith(c.edit), input(c.over));
+      assert.equal(problems.length, c.want.length, problems.join('\n'));
+      c.want.forEach((re, i) => assert.match(problems[i]!, re));
+    });
 });

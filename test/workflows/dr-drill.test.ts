@@ -21,6 +21,7 @@ import { parse, stringify } from 'yaml';
 import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
 import { drillReportSchema, type DrillReport } from '../../src/domain/drill-report.ts';
 import type { DrillProgress } from '../../src/domain/drill.ts';
+import type { FailoverProgress } from '../../src/domain/failover.ts';
 import { parseLsn } from '../../src/domain/lsn.ts';
 import { workflowIds } from '../../src/domain/naming.ts';
 import { repository } from '../../src/domain/repository.ts';
@@ -28,7 +29,7 @@ import type { RestoreProgress } from '../../src/domain/restore.ts';
 import { archiverSlotName, segmentOfLsn } from '../../src/domain/wal.ts';
 import { loadPlan } from '../../src/workers/plan-file.ts';
 import type { drDrillWorkflow } from '../../src/workflows/dr-drill.ts';
-import { adminQuery } from '../support/failover.ts';
+import { adminQuery, restoreStackShape } from '../support/failover.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
@@ -93,6 +94,21 @@ describe('DR drill on the local stack', () => {
     }
   };
 
+  const connectAdmin = async () => {
+    const pgConn = stack.plan.regions['us-east-1']!.postgres;
+    const c = new pg.Client({
+      host: pgConn.host,
+      port: pgConn.port,
+      user: pgConn.user,
+      database: DB,
+      password: stack.secrets.LIFEBOAT_PG_PASSWORD,
+    });
+    // The failover drill fences the primary, which ends this session: heard, not uncaught.
+    c.on('error', () => undefined);
+    await c.connect();
+    return c;
+  };
+
   before(async () => {
     stack = await ensureStack();
     connection = await Connection.connect({ address: stack.layout.temporal.address });
@@ -129,15 +145,7 @@ describe('DR drill on the local stack', () => {
       );
     }
 
-    const pgConn = stack.plan.regions['us-east-1']!.postgres;
-    admin = new pg.Client({
-      host: pgConn.host,
-      port: pgConn.port,
-      user: pgConn.user,
-      database: DB,
-      password: stack.secrets.LIFEBOAT_PG_PASSWORD,
-    });
-    await admin.connect();
+    admin = await connectAdmin();
     await client.workflow
       .getHandle(workflowIds.walArchiver(DB))
       .terminate('test starts afresh')
@@ -376,6 +384,101 @@ describe('DR drill on the local stack', () => {
       assert.match(result.comparisons[0].detail, /not compared: the archive ends before/);
       assert.deepEqual(await storedReport(result), result);
       assertScratchGone(workflowId);
+    },
+  );
+
+  it('bad input exits 2 naming every problem; a failover drill against a production plan is refused without the acknowledgement', async () => {
+    const bad = await runCli(
+      ['drill', '--database', 'nope', '--region', 'mars', '--to', 'yesterday', '-f', planFile],
+      env,
+    );
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--database: "nope" is not in the plan/);
+    assert.match(bad.stderr, /--region: "mars" is not in the plan/);
+    assert.match(bad.stderr, /--to: "yesterday" is not a target/);
+    const prod = path.join(tmp, 'production.yaml');
+    fs.writeFileSync(
+      prod,
+      stringify({ ...(parse(fs.readFileSync(planFile, 'utf8')) as object), environment: 'production' }),
+    );
+    const refused = await runCli(
+      ['drill', '--database', DB, '--region', 'us-west-2', '--failover', '-f', prod],
+      env,
+    );
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /marked production: a failover drill moves its live primary; pass --i-understand-this-is-production/,
+    );
+    const primary = await runCli(
+      ['drill', '--database', DB, '--region', 'us-east-1', '--failover', '-f', planFile],
+      env,
+    );
+    assert.equal(primary.code, 2, primary.stderr);
+    assert.match(primary.stderr, /us-east-1 is orders's primary region/);
+  });
+
+  it(
+    'failover drill: planned switchover to us-west-2 and back, each approved, each RTO measured, primary home again',
+    { timeout: 240_000 },
+    async () => {
+      const workflowId = `${workflowIds.drill(DB, new Date())}-failover`;
+      const lock = workflowIds.failover(DB);
+      try {
+        const handle = await client.workflow.start<typeof drDrillWorkflow>('drDrillWorkflow', {
+          taskQueue: 'lifeboat',
+          workflowId,
+          args: [{ database: DB, region: 'us-west-2', requestedBy: 'test', mode: 'failover' }],
+        });
+        for (const [phase, to] of [
+          ['switching-over', 'us-west-2'],
+          ['switching-back', 'us-east-1'],
+        ] as const) {
+          for (let i = 0; ; i++) {
+            assert.ok(i < 240, `the drill never reached ${phase} awaiting approval`);
+            const p = await handle.query<DrillProgress>('progress').catch(() => undefined);
+            if (p?.phase === phase) {
+              const f = await client.workflow
+                .getHandle(lock)
+                .query<FailoverProgress>('progress')
+                .catch(() => undefined);
+              if (f?.phase === 'awaiting-approval' && f.targetRegion === to) break;
+            }
+            await sleep(250);
+          }
+          for (const who of ['alice', 'bob'])
+            assert.equal((await runCli(['approve', lock, '--as', who], env)).code, 0);
+        }
+        const report = await handle.result();
+        console.log(`failover drill ${workflowId}: ${JSON.stringify(report.measured)}`);
+        assert.equal(report.outcome, 'passed', report.reasons.join(' '));
+        assert.equal(report.mode, 'failover');
+        assert.deepEqual(
+          report.phases.map((p) => [p.name, p.outcome]),
+          ['preparing', 'switching-over', 'switching-back', 'tearing-down', 'reporting'].map((n) => [
+            n,
+            'completed',
+          ]),
+        );
+        assert.equal(report.failover?.switchover.outcome, 'switched-over');
+        assert.equal(report.failover?.switchback?.outcome, 'switched-over');
+        assert.equal(report.measured.rtoMs, report.failover?.switchover.rtoMs);
+        assert.equal(report.measured.rtoBreakdownMs.switchback, report.failover?.switchback?.rtoMs);
+        assert.equal(report.measured.rpoMs, 0);
+        assert.equal(report.teardown.done, true);
+        assert.deepEqual(await storedReport(report), report);
+        // Home again: us-east-1 takes writes.
+        const [ro] = await adminQuery<{ rec: boolean }>(
+          stack,
+          'us-east-1',
+          'select pg_is_in_recovery() as rec',
+        );
+        assert.equal(ro!.rec, false);
+      } finally {
+        await restoreStackShape(stack);
+        await admin.end().catch(() => undefined);
+        admin = await connectAdmin();
+      }
     },
   );
 });
