@@ -48,6 +48,7 @@ describe('lifeboat apply on the local stack', () => {
   let connection: Connection;
   let planFile: string;
   let changedPlanFile: string;
+  let tmp: string | undefined;
   const workers: WorkerProcess[] = [];
   const hooks: { title: string; text: string; event: string }[] = [];
   let hookServer: http.Server;
@@ -77,7 +78,7 @@ describe('lifeboat apply on the local stack', () => {
       });
     });
     await new Promise<void>((resolve) => hookServer.listen(0, '127.0.0.1', resolve));
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-apply-'));
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-apply-'));
     const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as RawPlan;
     // Its own prefix: the backups and the retention run here never touch the stack's repository.
     raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-apply-${Date.now()}`;
@@ -133,6 +134,7 @@ describe('lifeboat apply on the local stack', () => {
         .catch(() => {});
     for (const w of workers) await w.stop('SIGTERM');
     hookServer?.close();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     await connection?.close();
   });
 
