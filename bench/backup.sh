@@ -39,6 +39,9 @@ if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.e
   for n in "$here/.lifeboat/node/bin" "$state/node/bin"; do [[ -x $n/node ]] && PATH=$n:$PATH && break; done
 fi
 export PATH
+# The CLI and the workers talk to TEMPORAL_ADDRESS, else localhost:7233: without this line a
+# stack with a port offset would have its benchmark run on another stack's Temporal server.
+export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-$(node --disable-warning=ExperimentalWarning -e "import('./src/stack/layout.ts').then((m) => console.log(m.layoutFromEnv().temporal.address))")}
 
 work=$(mktemp -d /tmp/lifeboat-bench.XXXXXX)
 chmod 755 "$work"
