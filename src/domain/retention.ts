@@ -244,6 +244,8 @@ export const retentionInputSchema = z.strictObject({
     .string()
     .refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 7d')
     .optional(),
+  /** Who asked: deletions are evidence, so the audit record names the person or the schedule. */
+  requestedBy: z.string().min(1).max(200).optional(),
 });
 export type RetentionWorkflowInput = z.input<typeof retentionInputSchema>;
 

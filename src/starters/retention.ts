@@ -1,6 +1,7 @@
 // `lifeboat retention --database <db> [--dry-run] [--pitr-window 7d] [--json]`: runs
 // retentionWorkflow (id retention-<db>, one at a time) and prints what was, or would be, deleted
 // and why, and which rule keeps every kept backup.
+import os from 'node:os';
 import { WorkflowFailedError } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { formatDuration, parseDuration } from '../domain/duration.ts';
@@ -49,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     database,
     dryRun: Boolean(args['dry-run']),
     ...(pitrWindow ? { pitrWindow } : {}),
+    requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username,
   };
   const { client, target, close } = await connectClient();
   try {

@@ -23,7 +23,8 @@ describe('retention on the local stack', () => {
   let store: ObjectStore;
   let planFile: string;
   const backups: string[] = [];
-  const cli = (args: string[]) => runCli([...args, '-f', planFile], stack.env);
+  const cli = (args: string[]) =>
+    runCli([...args, '-f', planFile], { ...stack.env, LIFEBOAT_USER: 'retention-tester' });
   const retention = async (...extra: string[]) => {
     const run = await cli(['retention', '--database', DB, '--json', ...extra]);
     assert.equal(run.code, 0, run.stdout + run.stderr);
@@ -110,6 +111,18 @@ describe('retention on the local stack', () => {
     const [held, middle, newest] = backups as [string, string, string];
     const r = await retention();
     assert.deepEqual(r.deletedBackups, [middle]);
+    // Deletions are evidence: the run's audit record names who asked.
+    const audit = await cli(['audit', 'list', '--since', '1h', '--database', DB, '--json']);
+    assert.equal(audit.code, 0, audit.stderr);
+    const records = (
+      JSON.parse(audit.stdout) as {
+        records: { workflowId: string; runId: string; requestedBy?: string; outcome: string }[];
+      }
+    ).records.filter((x) => x.workflowId === 'retention-orders');
+    assert.ok(
+      records.some((x) => x.requestedBy === 'retention-tester' && x.outcome === 'completed'),
+      JSON.stringify(records),
+    );
     assert.deepEqual(r.skippedBackups, []);
     assert.equal(r.wal.deleted, 1);
     assert.equal(await store.head(repository.manifest('', DB, middle)), undefined);
