@@ -2,13 +2,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CatalogEntry } from '../../src/domain/manifest.ts';
+import { planSchema } from '../../src/domain/plan.ts';
 import {
   contiguousEnd,
+  cutoverProblems,
   parseRestoreTarget,
   recoverySettings,
   resolveRestoreChain,
   type WalListing,
 } from '../../src/domain/restore.ts';
+import { editedPlan } from '../support/plans.ts';
 
 const SEG = 16 * 1024 * 1024;
 const seg = (n: number) => `00000001000000000000${n.toString(16).toUpperCase().padStart(4, '0')}`;
@@ -180,4 +183,38 @@ describe('contiguousEnd and recoverySettings', () => {
     });
     assert.deepEqual(Object.keys(s).sort(), ['recovery_target_timeline', 'restore_command']);
   });
+});
+
+describe('cutoverProblems', () => {
+  const cases: { name: string; edit: (plan: any) => void; region?: string; problems: RegExp[] }[] = [
+    { name: 'the example plan allows a cutover to us-west-2', edit: () => undefined, problems: [] },
+    {
+      name: 'no failover policy for the database: no one may approve',
+      edit: (p) => (p.failover.policies = []),
+      problems: [/no failover policy for orders/],
+    },
+    {
+      name: 'automatic failover policy without approvers: a cutover still needs a human',
+      edit: (p) =>
+        (p.failover.policies[0].approval = { mode: 'automatic-within-lag', approvers: [], maxLagBytes: 0 }),
+      problems: [/lists 0 approver\(s\) for 1 approval\(s\)/],
+    },
+    {
+      name: 'no DNS section: nothing to cut over',
+      edit: (p) => delete p.dns,
+      problems: [/no DNS records for orders/],
+    },
+    {
+      name: 'a record without values for the region',
+      edit: (p) => delete p.dns.records[0].values['us-west-2'],
+      problems: [/orders-db\.lifeboat\.internal\. has no values for region us-west-2/],
+    },
+  ];
+  for (const c of cases)
+    it(c.name, () => {
+      const plan = planSchema.parse(editedPlan(c.edit));
+      const problems = cutoverProblems(plan, 'orders', c.region ?? 'us-west-2');
+      assert.equal(problems.length, c.problems.length, problems.join('; '));
+      c.problems.forEach((re, i) => assert.match(problems[i]!, re));
+    });
 });
