@@ -2,7 +2,6 @@
 // run left in the repository, read straight from storage — the evidence an auditor asks for,
 // independent of Temporal and its retention period. Storage credentials come from this process's
 // environment (or --env-file), as for a worker.
-import fs from 'node:fs';
 import { readAuditRecords } from '../activities/audit.ts';
 import { createObjectStore } from '../activities/ports/object-store.ts';
 import { describeAwsError } from '../activities/storage.ts';
@@ -10,7 +9,7 @@ import type { AuditRecord } from '../domain/audit.ts';
 import { formatDuration, parseDuration } from '../domain/duration.ts';
 import { LifeboatError } from '../domain/errors.ts';
 import { parseCommandArgs } from './args.ts';
-import { loadPlanInto } from './plan-args.ts';
+import { envFilesInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 
 export const summary =
@@ -39,13 +38,12 @@ export async function run(argv: string[]): Promise<number> {
   // Any name: records of a database since removed from the plan are still evidence.
   const database = args.database as string | undefined;
   if (database !== undefined && !database.trim()) problems.push('--database: must not be empty');
-  const envFiles = (args['env-file'] as string[] | undefined) ?? [];
-  for (const file of envFiles) if (!fs.existsSync(file)) problems.push(`--env-file: ${file} does not exist`);
+  const envFiles = envFilesInto(problems, args['env-file']);
   if (problems.length || !plan || !since) {
     for (const p of problems) printError(p);
     return EXIT.badInput;
   }
-  for (const file of envFiles) process.loadEnvFile(file);
+  loadEnvFiles(envFiles);
 
   let listing;
   try {

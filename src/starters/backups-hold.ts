@@ -3,7 +3,6 @@
 // a release marker beside the hold, and the latest marker decides. Retention never deletes a held
 // backup nor what it needs. Written straight to storage, like `backups list`, so it works while
 // Temporal is down. Dispatched from `lifeboat backups`.
-import fs from 'node:fs';
 import os from 'node:os';
 import { readCatalog } from '../activities/catalog.ts';
 import { readHoldEvents } from '../activities/retention.ts';
@@ -12,7 +11,7 @@ import { describeAwsError } from '../activities/storage.ts';
 import { repository } from '../domain/repository.ts';
 import { activeHolds, type LegalHoldEvent } from '../domain/retention.ts';
 import { parseCommandArgs } from './args.ts';
-import { loadPlanInto } from './plan-args.ts';
+import { envFilesInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 
 export async function run(argv: string[]): Promise<number> {
@@ -45,13 +44,12 @@ export async function run(argv: string[]): Promise<number> {
     );
   if (!backup) problems.push('--backup: required (a backup id from lifeboat backups list)');
   if (!reason?.trim()) problems.push('--reason: required (it is the audit record)');
-  const envFiles = (args['env-file'] as string[] | undefined) ?? [];
-  for (const file of envFiles) if (!fs.existsSync(file)) problems.push(`--env-file: ${file} does not exist`);
+  const envFiles = envFilesInto(problems, args['env-file']);
   if (problems.length || !plan || !database || !backup || !reason) {
     for (const p of problems) printError(p);
     return EXIT.badInput;
   }
-  for (const file of envFiles) process.loadEnvFile(file);
+  loadEnvFiles(envFiles);
 
   const store = createObjectStore(plan.storage.primary, process.env);
   try {

@@ -1,14 +1,13 @@
 // `lifeboat backups list --database <db>`: the catalog, read straight from storage (the manifests),
 // so it answers when Temporal or the workers are down. Storage credentials come from this
 // process's environment (or --env-file), as for a worker.
-import fs from 'node:fs';
 import { readCatalog } from '../activities/catalog.ts';
 import { createObjectStore } from '../activities/ports/object-store.ts';
 import { describeAwsError } from '../activities/storage.ts';
 import { formatDuration } from '../domain/duration.ts';
 import { LifeboatError } from '../domain/errors.ts';
 import { parseCommandArgs } from './args.ts';
-import { loadPlanInto, databaseInto } from './plan-args.ts';
+import { databaseInto, envFilesInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 import { mib } from './backup-view.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 
@@ -34,13 +33,12 @@ export async function run(argv: string[]): Promise<number> {
     problems.push('expected: lifeboat backups list --database <db>');
   const plan = loadPlanInto(problems, args.file as string | undefined);
   const database = databaseInto(problems, plan, args.database as string | undefined);
-  const envFiles = (args['env-file'] as string[] | undefined) ?? [];
-  for (const file of envFiles) if (!fs.existsSync(file)) problems.push(`--env-file: ${file} does not exist`);
+  const envFiles = envFilesInto(problems, args['env-file']);
   if (problems.length || !plan || !database) {
     for (const p of problems) printError(p);
     return EXIT.badInput;
   }
-  for (const file of envFiles) process.loadEnvFile(file);
+  loadEnvFiles(envFiles);
 
   let catalog;
   try {

@@ -14,7 +14,7 @@ import { LifeboatError } from '../domain/errors.ts';
 import type { Plan } from '../domain/plan.ts';
 import { parseCommandArgs } from './args.ts';
 import { EXIT, printError, printJson } from './output.ts';
-import { loadPlanInto } from './plan-args.ts';
+import { envFilesInto, htmlFileInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 
 export const summary = 'the plan and repository against audit rules, with evidence: [--json] [--html <file>]';
 
@@ -68,16 +68,13 @@ export async function run(argv: string[]): Promise<number> {
   if (!args) return EXIT.badInput;
   const problems: string[] = [];
   const plan = loadPlanInto(problems, args.file as string | undefined);
-  const html = args.html as string | undefined;
-  if (html !== undefined && (html === '' || (fs.existsSync(html) && fs.statSync(html).isDirectory())))
-    problems.push(`--html: expected a file to write, got "${html}"`);
-  const envFiles = (args['env-file'] as string[] | undefined) ?? [];
-  for (const file of envFiles) if (!fs.existsSync(file)) problems.push(`--env-file: ${file} does not exist`);
+  const html = htmlFileInto(problems, args.html);
+  const envFiles = envFilesInto(problems, args['env-file']);
   if (problems.length || !plan) {
     for (const p of problems) printError(p);
     return EXIT.badInput;
   }
-  for (const file of envFiles) process.loadEnvFile(file);
+  loadEnvFiles(envFiles);
 
   let report: ComplianceReport;
   try {

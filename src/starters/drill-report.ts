@@ -14,7 +14,7 @@ import { formatDuration, parseDuration } from '../domain/duration.ts';
 import { LifeboatError } from '../domain/errors.ts';
 import { parseCommandArgs } from './args.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
-import { loadPlanInto } from './plan-args.ts';
+import { envFilesInto, htmlFileInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 
 export const summary =
   'report [--database <db>] [--since 90d] [--json] [--html <file>]: the DR drill history from the repository';
@@ -45,16 +45,13 @@ export async function run(argv: string[]): Promise<number> {
   const sinceMs = since === undefined ? undefined : parseDuration(since);
   if (since !== undefined && sinceMs === undefined)
     problems.push('--since: expected a duration such as 90d or 12h');
-  const html = args.html as string | undefined;
-  if (html !== undefined && (html === '' || (fs.existsSync(html) && fs.statSync(html).isDirectory())))
-    problems.push(`--html: expected a file to write, got "${html}"`);
-  const envFiles = (args['env-file'] as string[] | undefined) ?? [];
-  for (const file of envFiles) if (!fs.existsSync(file)) problems.push(`--env-file: ${file} does not exist`);
+  const html = htmlFileInto(problems, args.html);
+  const envFiles = envFilesInto(problems, args['env-file']);
   if (problems.length || !plan) {
     for (const p of problems) printError(p);
     return EXIT.badInput;
   }
-  for (const file of envFiles) process.loadEnvFile(file);
+  loadEnvFiles(envFiles);
 
   let listing: DrillReportListing;
   try {

@@ -1,8 +1,7 @@
 // `lifeboat worker --region <r>`: runs the workers of one region until SIGINT/SIGTERM.
-import fs from 'node:fs';
 import { runWorker } from '../workers/worker.ts';
 import { parseCommandArgs } from './args.ts';
-import { loadPlanInto } from './plan-args.ts';
+import { envFilesInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 import { EXIT, printError } from './output.ts';
 
 export const summary = 'run a worker for a region (polls lifeboat and lifeboat-<region>)';
@@ -26,15 +25,13 @@ export async function run(argv: string[]): Promise<number> {
   const metrics = args['metrics-address'] as string | undefined;
   if (metrics !== undefined && !/^[\w.-]+:\d{1,5}$/.test(metrics))
     problems.push('--metrics-address: expected host:port');
-  for (const file of (args['env-file'] as string[] | undefined) ?? []) {
-    if (!fs.existsSync(file)) problems.push(`--env-file: ${file} does not exist`);
-  }
+  const envFiles = envFilesInto(problems, args['env-file']);
   if (problems.length || !plan || !region) {
     for (const p of problems) printError(p);
     return EXIT.badInput;
   }
   // Secrets come from the environment (or env files the operator names), never from the plan.
-  for (const file of (args['env-file'] as string[] | undefined) ?? []) process.loadEnvFile(file);
+  loadEnvFiles(envFiles);
   await runWorker({ plan, region, metricsAddress: metrics ?? process.env.LIFEBOAT_METRICS_ADDRESS });
   return EXIT.ok;
 }
