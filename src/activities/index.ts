@@ -7,6 +7,7 @@ import { createDnsActivities } from './dns.ts';
 import { createDrillActivities } from './drill.ts';
 import { createHealthActivities } from './health.ts';
 import { createKubernetesActivities } from './kubernetes.ts';
+import { createKubernetesExportActivities } from './kubernetes-export.ts';
 import { createNotifyActivities } from './notify.ts';
 import { createPlanActivities } from './plan.ts';
 import type { DnsZone } from './ports/dns-zone.ts';
@@ -40,6 +41,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createBackupActivities(deps),
     ...createDnsActivities(deps),
     ...createKubernetesActivities(deps),
+    ...createKubernetesExportActivities(deps),
     ...createNotifyActivities(deps),
     ...createHealthActivities(deps),
     ...createPostgresFailoverActivities(deps),

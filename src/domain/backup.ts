@@ -1,6 +1,7 @@
 // The full backup as data: its input, its phases, what its activities report, and the pure rules
 // (upload part sizes, WAL segment names) that both the workflow and the activities rely on.
 import { z } from 'zod';
+import type { KubernetesExportSummary } from './kubernetes-snapshot.ts';
 import { parseLsn } from './lsn.ts';
 
 const MiB = 1024 * 1024;
@@ -139,6 +140,8 @@ export interface FullBackupResult {
   durationMs: number;
   streamMs: number;
   verification: { method: VerificationResult['method']; detail: string };
+  /** The Kubernetes objects exported with the backup, when its policy selects any. */
+  kubernetes?: KubernetesExportSummary;
 }
 
 export interface CleanUpResult {

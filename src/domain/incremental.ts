@@ -4,6 +4,7 @@
 // writes a manifest naming them. It copies nothing itself: its cost is reading the WAL written
 // since the parent, which grows with what changed, not with the database.
 import { z } from 'zod';
+import type { KubernetesExportSummary } from './kubernetes-snapshot.ts';
 import { parseDuration } from './duration.ts';
 import { COMPRESSION_LEVEL, MANIFEST_FORMAT, type BackupManifest } from './manifest.ts';
 import { parseLsn } from './lsn.ts';
@@ -76,6 +77,8 @@ export interface IncrementalBackupResult {
   durationMs: number;
   /** How long the archiver took to store the sealed segment. */
   archiveWaitMs: number;
+  /** The Kubernetes objects exported with the backup, when its policy selects any. */
+  kubernetes?: KubernetesExportSummary;
 }
 
 /** What pg_switch_wal() sealed, and who the server is. */

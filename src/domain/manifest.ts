@@ -77,6 +77,23 @@ export const backupManifestSchema = z.strictObject({
     method: z.enum(['checksums', 'content']),
     detail: z.string(),
   }),
+  /**
+   * The Kubernetes objects exported with the backup: its snapshot index (objects by sha256, stored
+   * once each under the cluster's folder). Absent when the policy selects none, and in manifests
+   * written before the export existed.
+   */
+  kubernetes: z
+    .strictObject({
+      cluster: z.string().min(1),
+      snapshot: z.string().min(1),
+      snapshotSha256: sha256,
+      parent: z.string().min(1).nullable(),
+      objects: z.number().int().min(0),
+      newObjects: z.number().int().min(0),
+      deletions: z.number().int().min(0),
+      storedBytes: bytes,
+    })
+    .optional(),
 });
 export type BackupManifest = z.output<typeof backupManifestSchema>;
 

@@ -31,6 +31,7 @@ import { regionTaskQueue, type Plan } from '../domain/plan.ts';
 import { backupId as makeBackupId } from '../domain/repository.ts';
 import { searchAttributeKeys } from '../domain/search-attributes.ts';
 import { parseWorkflowInput } from './input.ts';
+import { exportKubernetes } from './kubernetes-export.ts';
 import type { Activities } from '../activities/index.ts';
 
 /** Short storage calls. */
@@ -165,6 +166,7 @@ export async function fullBackupWorkflow(rawInput: FullBackupInput): Promise<Ful
       walSegmentSize: base.postgres.walSegmentSize,
     });
     const verifiedAt = new Date();
+    const kubernetes = await exportKubernetes(plan, input.database, backupId);
 
     enter('writing-manifest', 'the manifest is written last');
     const manifest = fullBackupManifest({
@@ -182,6 +184,7 @@ export async function fullBackupWorkflow(rawInput: FullBackupInput): Promise<Ful
       finishedAt: verifiedAt,
       verifyMs: verifiedAt.getTime() - verifyStarted,
     });
+    if (kubernetes) manifest.kubernetes = kubernetes;
     const { key } = await writeBackupManifest({ manifest });
 
     enter(
@@ -202,6 +205,7 @@ export async function fullBackupWorkflow(rawInput: FullBackupInput): Promise<Ful
       durationMs: manifest.timings.totalMs,
       streamMs: base.timings.streamMs,
       verification: { method: verification.method, detail: verification.detail },
+      ...(kubernetes ? { kubernetes } : {}),
     };
   } catch (err) {
     const failedIn = state.phase;

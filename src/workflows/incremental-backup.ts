@@ -30,6 +30,7 @@ import { regionTaskQueue } from '../domain/plan.ts';
 import { backupId as makeBackupId } from '../domain/repository.ts';
 import { searchAttributeKeys } from '../domain/search-attributes.ts';
 import { parseWorkflowInput } from './input.ts';
+import { exportKubernetes } from './kubernetes-export.ts';
 import type { Activities } from '../activities/index.ts';
 
 /** Short calls: the plan, the catalog, the manifest, the WAL switch. */
@@ -174,6 +175,13 @@ export async function incrementalBackupWorkflow(
       `${range.missing.length} WAL segment(s) since ${parent.id} are not in storage (${range.missing.slice(0, 5).join(', ')}${range.missing.length > 5 ? ', …' : ''}): the archive has a gap; take a full backup`,
     );
   const verifiedAt = new Date();
+  // Compared with the parent's snapshot when it has one: new hashes only, deletions recorded.
+  const kubernetes = await exportKubernetes(
+    plan,
+    input.database,
+    backupId,
+    parent.kubernetes ? { backupId: parent.id, snapshot: parent.kubernetes.snapshot } : undefined,
+  );
   state.segments = range.objects.length;
   state.rawBytes = range.rawBytes;
   state.storedBytes = range.objects.reduce((n, o) => n + o.bytes, 0);
@@ -195,6 +203,7 @@ export async function incrementalBackupWorkflow(
     verifyMs: verifiedAt.getTime() - verifyStarted,
     archiveWaitMs: wait.waitedMs,
   });
+  if (kubernetes) manifest.kubernetes = kubernetes;
   const { key } = await writeBackupManifest({ manifest });
   enter(
     'completed',
@@ -213,5 +222,6 @@ export async function incrementalBackupWorkflow(
     manifestKey: key,
     durationMs: verifiedAt.getTime() - startedAt.getTime(),
     archiveWaitMs: wait.waitedMs,
+    ...(kubernetes ? { kubernetes } : {}),
   };
 }

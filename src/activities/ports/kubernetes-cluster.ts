@@ -4,6 +4,7 @@ import {
   AppsV1Api,
   CoreV1Api,
   KubeConfig,
+  KubernetesObjectApi,
   PatchStrategy,
   VersionApi,
   setHeaderOptions,
@@ -35,10 +36,24 @@ export interface KubernetesCluster {
   ): Promise<void>;
   /** A configmap's data, or undefined when it does not exist. */
   readConfigMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  /** Every object of a kind in a namespace (optionally by label selector), as plain JSON. */
+  listObjects(
+    apiVersion: string,
+    kind: string,
+    namespace: string,
+    labelSelector?: string,
+  ): Promise<Record<string, unknown>[]>;
+  /** One cluster-scoped object (a namespace) as plain JSON, or undefined when it does not exist. */
+  readClusterObject(
+    apiVersion: string,
+    kind: string,
+    name: string,
+  ): Promise<Record<string, unknown> | undefined>;
 }
 
 export function createKubernetesCluster(kubeconfig: string, context?: string): KubernetesCluster {
-  let apis: { core: CoreV1Api; apps: AppsV1Api; version: VersionApi } | undefined;
+  let apis:
+    { core: CoreV1Api; apps: AppsV1Api; version: VersionApi; objects: KubernetesObjectApi } | undefined;
   const api = () => {
     if (!apis) {
       const kc = new KubeConfig();
@@ -48,6 +63,7 @@ export function createKubernetesCluster(kubeconfig: string, context?: string): K
         core: kc.makeApiClient(CoreV1Api),
         apps: kc.makeApiClient(AppsV1Api),
         version: kc.makeApiClient(VersionApi),
+        objects: KubernetesObjectApi.makeApiClient(kc),
       };
     }
     return apis;
@@ -105,6 +121,38 @@ export function createKubernetesCluster(kubeconfig: string, context?: string): K
     async readConfigMap(namespace, name) {
       try {
         return (await api().core.readNamespacedConfigMap({ namespace, name })).data ?? {};
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return undefined;
+        throw err;
+      }
+    },
+    async listObjects(apiVersion, kind, namespace, labelSelector) {
+      const items: Record<string, unknown>[] = [];
+      let token: string | undefined;
+      do {
+        const page = await api().objects.list(
+          apiVersion,
+          kind,
+          namespace,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          labelSelector,
+          500,
+          token,
+        );
+        // The client turns timestamps into Date objects; a JSON round trip gives the API's JSON back.
+        for (const item of page.items)
+          items.push({ apiVersion, kind, ...(JSON.parse(JSON.stringify(item)) as Record<string, unknown>) });
+        token = page.metadata?._continue || undefined;
+      } while (token);
+      return items;
+    },
+    async readClusterObject(apiVersion, kind, name) {
+      try {
+        const obj = await api().objects.read({ apiVersion, kind, metadata: { name } });
+        return JSON.parse(JSON.stringify(obj)) as Record<string, unknown>;
       } catch (err) {
         if ((err as { code?: number }).code === 404) return undefined;
         throw err;
