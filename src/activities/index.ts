@@ -19,6 +19,7 @@ import { createPostgresFailoverActivities } from './postgres-failover.ts';
 import { createPostgresRejoinActivities } from './postgres-rejoin.ts';
 import { createStorageActivities, type StorageLocationName } from './storage.ts';
 import { createWalActivities } from './wal.ts';
+import { createReplicateActivities } from './replicate.ts';
 import { createRestoreActivities } from './restore.ts';
 import { createRetentionActivities } from './retention.ts';
 
@@ -51,6 +52,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRetentionActivities(deps),
     ...createDrillActivities(deps),
     ...createAuditActivities(deps),
+    ...createReplicateActivities(deps),
   };
 }
 

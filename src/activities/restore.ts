@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import { LifeboatError } from '../domain/errors.ts';
 import { lsnDistance } from '../domain/lsn.ts';
 import type { CatalogEntry } from '../domain/manifest.ts';
@@ -24,13 +24,13 @@ import {
   type RestoreTarget,
   type WalListing,
 } from '../domain/restore.ts';
-import { readCatalog, readWalListing } from './catalog.ts';
 import { createAgeDecryptor, identitiesFromText } from './pipeline/age.ts';
 import { startTool } from './pipeline/child.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres } from './ports/postgres.ts';
 import type { StorageLocationName } from './storage.ts';
+import { locate, readCatalogEither, readingOrder, readWalListingEither } from './read-either.ts';
 
 const run = promisify(execFile);
 const HEARTBEAT_EVERY_MS = 1000;
@@ -58,11 +58,6 @@ export function sidecarOf(dataDir: string): string {
 }
 
 export function createRestoreActivities(deps: RestoreDeps) {
-  const store = (): ObjectStore => {
-    const s = deps.stores.primary;
-    if (!s) throw new LifeboatError('InvalidInput', 'the plan has no primary storage location');
-    return s;
-  };
   const osUser = deps.env.LIFEBOAT_PG_OS_USER ?? 'postgres';
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   /** A command as the PostgreSQL OS user: the server refuses to run as root. */
@@ -89,10 +84,14 @@ export function createRestoreActivities(deps: RestoreDeps) {
     async listRestoreSources(input: {
       database: string;
     }): Promise<{ backups: CatalogEntry[]; wal: WalListing; versionNums: Record<string, number> }> {
-      const catalog = await readCatalog(store(), input.database);
+      const sources = readingOrder(deps.stores);
+      const { catalog, unreadable } = await readCatalogEither(sources, input.database);
       const newest = catalog.manifests.at(-1);
       const walSegmentSize = newest?.postgres.walSegmentSize ?? DEFAULT_SEGMENT;
-      const { wal } = await readWalListing(store(), input.database, walSegmentSize);
+      const listing = await readWalListingEither(sources, input.database, walSegmentSize);
+      const wal = listing.wal;
+      for (const why of new Set([...unreadable, ...listing.unreadable]))
+        log.warn(`restore sources of ${input.database}: could not read ${why}; using the other copy`);
       return {
         backups: catalog.entries,
         wal,
@@ -111,7 +110,14 @@ export function createRestoreActivities(deps: RestoreDeps) {
       backupId: string;
       /** Default `<LIFEBOAT_RESTORE_ROOT>/<restore id>/data`. */
       dataDir?: string;
-    }): Promise<{ dataDir: string; storedBytes: number; rawBytes: number; downloadMs: number }> {
+    }): Promise<{
+      dataDir: string;
+      storedBytes: number;
+      rawBytes: number;
+      downloadMs: number;
+      /** The location the base backup was read from (absent when an earlier attempt's download is kept). */
+      servedBy?: StorageLocationName;
+    }> {
       const ctx = Context.current();
       const dataDir = path.resolve(
         input.dataDir ??
@@ -119,7 +125,8 @@ export function createRestoreActivities(deps: RestoreDeps) {
       );
       // The folders above must be traversable by the PostgreSQL OS user.
       fs.mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
-      const catalog = await readCatalog(store(), input.database);
+      const sources = readingOrder(deps.stores);
+      const { catalog } = await readCatalogEither(sources, input.database);
       const manifest = catalog.manifests.find((m) => m.id === input.backupId);
       if (!manifest) throw new LifeboatError('UnknownReference', `backup ${input.backupId} has no manifest`);
       const base = manifest.objects.find((o) => o.role === 'base')!;
@@ -160,7 +167,11 @@ export function createRestoreActivities(deps: RestoreDeps) {
       );
       const progress: DownloadProgress = { storedBytes: 0, totalBytes: base.bytes, rawBytes: 0 };
       const started = Date.now();
-      const body = await store().getStream(base.key);
+      // Either copy serves (3-2-1): the primary, else the secondary; the result says which.
+      const source = await locate(sources, base.key);
+      if (source.skipped.length)
+        log.warn(`${base.key}: read from the ${source.name} location (${source.skipped.join('; ')})`);
+      const body = await source.store.getStream(base.key);
       const countIn = counter((n) => (progress.storedBytes += n));
       const countOut = counter((n) => (progress.rawBytes += n));
       const zstd = startTool('zstd', deps.env.LIFEBOAT_ZSTD ?? 'zstd', ['-d', '-q', '-c']);
@@ -208,6 +219,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
         storedBytes: progress.storedBytes,
         rawBytes: progress.rawBytes,
         downloadMs: Date.now() - started,
+        servedBy: source.name,
       };
     },
 
@@ -247,19 +259,29 @@ export function createRestoreActivities(deps: RestoreDeps) {
         fs.copyFileSync(location.caFile, path.join(sidecar, 'storage-ca.pem'));
         location.caFile = path.join(sidecar, 'storage-ca.pem');
       }
+      const secondary = deps.plan.storage.secondary && { ...deps.plan.storage.secondary };
+      if (secondary?.caFile) {
+        fs.copyFileSync(secondary.caFile, path.join(sidecar, 'storage-secondary-ca.pem'));
+        secondary.caFile = path.join(sidecar, 'storage-secondary-ca.pem');
+      }
       const identityEnv = deps.plan.storage.encryption.identityEnv;
       fs.writeFileSync(
         path.join(sidecar, 'wal-fetch.json'),
         JSON.stringify({
           database: input.database,
           storage: location,
+          ...(secondary ? { secondary } : {}),
           identityEnv,
           walSegmentSize: input.walSegmentSize,
         }),
       );
-      const names = [identityEnv, location.accessKeyIdEnv, location.secretAccessKeyEnv].filter(
-        (n): n is string => !!n,
-      );
+      const names = [
+        identityEnv,
+        location.accessKeyIdEnv,
+        location.secretAccessKeyEnv,
+        secondary?.accessKeyIdEnv,
+        secondary?.secretAccessKeyEnv,
+      ].filter((n): n is string => !!n);
       fs.writeFileSync(
         path.join(sidecar, 'wal-fetch.env'),
         names.map((n) => `${n}=${deps.env[n] ?? ''}`).join('\n') + '\n',

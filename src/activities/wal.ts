@@ -53,6 +53,7 @@ import { loadRecipients } from './backup.ts';
 import { createAgeDecryptor, createAgeEncryptor, identitiesFromText } from './pipeline/age.ts';
 import { conninfoValue, startWalReceiver, type WalReceiver } from './pipeline/wal-receiver.ts';
 import { scanSpool, seedPartial, spoolHasWal, validExtent } from './pipeline/wal-spool.ts';
+import { copyObject } from './replicate.ts';
 import type { Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres, type SqlClient } from './ports/postgres.ts';
@@ -306,6 +307,8 @@ class ArchiveRun {
   readonly slot: string;
   readonly signal = cancellationSignal();
   readonly store: ObjectStore;
+  /** storage.secondary: each object goes there too before its spool file is let go (3-2-1). */
+  readonly secondary?: ObjectStore;
   readonly recipients: string[];
   readonly spool: string;
   readonly deadline: number;
@@ -354,6 +357,7 @@ class ArchiveRun {
       throw new LifeboatError('UnknownReference', `database "${input.database}" is not in the plan`);
     this.slot = archiverSlotName(input.database);
     this.store = primaryStore(deps);
+    this.secondary = deps.stores.secondary;
     this.recipients = loadRecipients(deps.plan);
     this.spool = path.join(
       deps.spoolDir ?? path.resolve('.lifeboat', 'spool'),
@@ -713,13 +717,28 @@ class ArchiveRun {
   }
 
   async put(key: string, body: Buffer): Promise<'stored' | 'present'> {
+    let outcome: 'stored' | 'present';
     try {
-      if (await this.store.head(key)) return 'present';
-      await this.store.put(key, body);
-      return 'stored';
+      outcome = (await this.store.head(key)) ? 'present' : 'stored';
+      if (outcome === 'stored') await this.store.put(key, body);
     } catch (err) {
       throw new StorageError(describeAwsError(err) || (err as Error).message);
     }
+    // The second copy is taken from what the primary holds (an earlier attempt's sealing differs
+    // byte for byte from this one's). Until it is there, the spool keeps the file and the archiver
+    // reports storage as down, naming the secondary: both copies, or the alert.
+    if (this.secondary)
+      try {
+        const sha256 = outcome === 'stored' ? createHash('sha256').update(body).digest('hex') : undefined;
+        await copyObject(this.store, this.secondary, key, { expectedSha256: sha256 });
+      } catch (err) {
+        const why =
+          err instanceof LifeboatError ? err.message : describeAwsError(err) || (err as Error).message;
+        throw new StorageError(
+          `second copy to s3://${this.secondary.bucket}/${this.secondary.prefix}: ${why}`,
+        );
+      }
+    return outcome;
   }
 
   async uploadHistory(h: WalFile): Promise<void> {

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { createAgeDecryptor, identitiesFromText } from '../activities/pipeline/age.ts';
 import { createObjectStore, type ObjectStore } from '../activities/ports/object-store.ts';
+import { readEitherStore } from '../activities/read-either.ts';
 import { parseLsn } from '../domain/lsn.ts';
 import type { StorageLocation } from '../domain/plan.ts';
 import { repository } from '../domain/repository.ts';
@@ -31,6 +32,8 @@ const PREFETCH = 4;
 interface FetchConfig {
   database: string;
   storage: StorageLocation;
+  /** storage.secondary: read when the primary lacks a file or cannot be read (3-2-1). */
+  secondary?: StorageLocation;
   identityEnv: string;
   walSegmentSize: number;
 }
@@ -81,7 +84,14 @@ export async function run(argv: string[]): Promise<number> {
       // not prefetched (yet): fetch it now
     }
   }
-  const store = createObjectStore(config.storage, env);
+  const primary = createObjectStore(config.storage, env);
+  // PostgreSQL writes restore_command's stderr to the server log: the secondary serving is said there.
+  const store = config.secondary
+    ? readEitherStore(primary, createObjectStore(config.secondary, env), (location, key) => {
+        if (location === 'secondary')
+          printError(`wal-fetch ${name}: ${key} served by the secondary location`);
+      })
+    : primary;
   // Storage that does not answer is retried for a while: giving up means a FATAL stop.
   for (let attempt = 1; ; attempt++) {
     try {

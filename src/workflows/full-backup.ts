@@ -30,8 +30,10 @@ import { fullBackupManifest } from '../domain/manifest.ts';
 import { regionTaskQueue, type Plan } from '../domain/plan.ts';
 import { backupId as makeBackupId } from '../domain/repository.ts';
 import { searchAttributeKeys } from '../domain/search-attributes.ts';
+import type { SecondCopyReport } from '../domain/second-copy.ts';
 import { parseWorkflowInput } from './input.ts';
 import { exportKubernetes } from './kubernetes-export.ts';
+import { copyToSecondary } from './second-copy.ts';
 import type { Activities } from '../activities/index.ts';
 
 /** Short storage calls. */
@@ -101,7 +103,9 @@ function primaryRegionActivities(plan: Plan, region: string) {
 /** The workflow's phase and what it knows so far; live byte counts are the activity's heartbeats. */
 export const progressQuery = defineQuery<FullBackupProgress>('progress');
 
-export async function fullBackupWorkflow(rawInput: FullBackupInput): Promise<FullBackupResult> {
+export async function fullBackupWorkflow(
+  rawInput: FullBackupInput,
+): Promise<FullBackupResult & { secondCopy?: SecondCopyReport }> {
   const input = parseWorkflowInput(fullBackupInputSchema, rawInput ?? {}, 'fullBackupWorkflow');
   const info = workflowInfo();
   const startedAt = new Date(info.startTime.getTime());
@@ -186,6 +190,8 @@ export async function fullBackupWorkflow(rawInput: FullBackupInput): Promise<Ful
     });
     if (kubernetes) manifest.kubernetes = kubernetes;
     const { key } = await writeBackupManifest({ manifest });
+    if (plan.storage.secondary) enter('writing-manifest', `second copy to ${plan.storage.secondary.url}`);
+    const secondCopy = await copyToSecondary(plan, input.database, backupId);
 
     enter(
       'completed',
@@ -206,6 +212,7 @@ export async function fullBackupWorkflow(rawInput: FullBackupInput): Promise<Ful
       streamMs: base.timings.streamMs,
       verification: { method: verification.method, detail: verification.detail },
       ...(kubernetes ? { kubernetes } : {}),
+      ...(secondCopy ? { secondCopy } : {}),
     };
   } catch (err) {
     const failedIn = state.phase;

@@ -31,6 +31,8 @@ import { backupId as makeBackupId } from '../domain/repository.ts';
 import { searchAttributeKeys } from '../domain/search-attributes.ts';
 import { parseWorkflowInput } from './input.ts';
 import { exportKubernetes } from './kubernetes-export.ts';
+import { copyToSecondary } from './second-copy.ts';
+import type { SecondCopyReport } from '../domain/second-copy.ts';
 import type { Activities } from '../activities/index.ts';
 
 /** Short calls: the plan, the catalog, the manifest, the WAL switch. */
@@ -60,7 +62,7 @@ export const progressQuery = defineQuery<IncrementalBackupProgress>('progress');
 
 export async function incrementalBackupWorkflow(
   rawInput: IncrementalBackupInput,
-): Promise<IncrementalBackupResult> {
+): Promise<IncrementalBackupResult & { secondCopy?: SecondCopyReport }> {
   const input = parseWorkflowInput(incrementalBackupInputSchema, rawInput ?? {}, 'incrementalBackupWorkflow');
   const info = workflowInfo();
   const startedAt = new Date(info.startTime.getTime());
@@ -205,6 +207,8 @@ export async function incrementalBackupWorkflow(
   });
   if (kubernetes) manifest.kubernetes = kubernetes;
   const { key } = await writeBackupManifest({ manifest });
+  if (plan.storage.secondary) enter('writing-manifest', `second copy to ${plan.storage.secondary.url}`);
+  const secondCopy = await copyToSecondary(plan, input.database, backupId);
   enter(
     'completed',
     `${backupId}: ${range.objects.length} WAL segment(s) since ${parent.id}, ${state.storedBytes} bytes, LSN ${parent.stop.lsn}–${manifest.stop.lsn}`,
@@ -223,5 +227,6 @@ export async function incrementalBackupWorkflow(
     durationMs: verifiedAt.getTime() - startedAt.getTime(),
     archiveWaitMs: wait.waitedMs,
     ...(kubernetes ? { kubernetes } : {}),
+    ...(secondCopy ? { secondCopy } : {}),
   };
 }
