@@ -82,13 +82,23 @@ export function createDrillActivities(deps: DrillDeps) {
             'InvalidInput',
             `${input.database}'s server in ${input.region} is a replica, not the primary: drill against the region that holds the primary`,
           );
-        const tables = [...input.tables];
-        if (input.allTables)
-          for (const t of await userTables(locker)) if (!tables.includes(t)) tables.push(t);
+        // The plan's names first, as written; then every other user table (one table named two
+        // ways, `orders` and `public.orders`, is compared once).
+        const tables: string[] = [];
         const existing: string[] = [];
-        for (const t of tables) {
-          const r = await locker.query<{ name: string | null }>('select to_regclass($1)::text as name', [t]);
-          if (r.rows[0]?.name) existing.push(r.rows[0].name);
+        const seen = new Set<number>();
+        for (const t of [...input.tables, ...(input.allTables ? await userTables(locker) : [])]) {
+          const r = await locker.query<{ oid: number | null; name: string | null }>(
+            'select to_regclass($1)::oid as oid, to_regclass($1)::text as name',
+            [t],
+          );
+          const { oid, name } = r.rows[0] ?? {};
+          if (oid && seen.has(oid)) continue;
+          tables.push(t);
+          if (oid && name) {
+            seen.add(oid);
+            existing.push(name);
+          }
         }
         await locker.query('begin');
         if (existing.length) {
@@ -160,9 +170,10 @@ export function createDrillActivities(deps: DrillDeps) {
       database: string;
       region: string;
     }): Promise<Scratch> {
-      if (!/^[A-Za-z0-9._-]+$/.test(input.drillId) || input.drillId.startsWith('.'))
-        throw new LifeboatError('InvalidInput', `drill id "${input.drillId}" cannot name a directory`);
-      const root = path.join(drillsRoot(), input.drillId);
+      // A scheduled run's id ends in its RFC 3339 time (`…-2026-11-22T04:00:00Z`): keep the
+      // directory name to characters every filesystem takes.
+      const folder = input.drillId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_');
+      const root = path.join(drillsRoot(), folder);
       fs.mkdirSync(root, { recursive: true, mode: 0o755 });
       // The folders above must be traversable by the PostgreSQL OS user.
       for (const dir of [restoreRoot(), drillsRoot(), root]) fs.chmodSync(dir, 0o755);

@@ -26,7 +26,7 @@ import { parseLsn } from '../../src/domain/lsn.ts';
 import { workflowIds } from '../../src/domain/naming.ts';
 import { repository } from '../../src/domain/repository.ts';
 import type { RestoreProgress } from '../../src/domain/restore.ts';
-import { archiverSlotName, segmentOfLsn } from '../../src/domain/wal.ts';
+import { archiverSlotName } from '../../src/domain/wal.ts';
 import { loadPlan } from '../../src/workers/plan-file.ts';
 import type { drDrillWorkflow } from '../../src/workflows/dr-drill.ts';
 import { adminQuery, restoreStackShape } from '../support/failover.ts';
@@ -34,7 +34,6 @@ import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
 const DB = 'orders';
-const SEG = 16 * 1024 * 1024;
 const PHASES_PASSED = ['preparing', 'restoring', 'validating', 'comparing', 'tearing-down', 'reporting'];
 
 describe('DR drill on the local stack', () => {
@@ -73,18 +72,18 @@ describe('DR drill on the local stack', () => {
       ),
     );
   /** No directory and no process left of a drill's scratch instance. */
-  const assertScratchGone = (drillId: string) => {
-    const root = path.join(restoreRoot, 'drills', drillId);
-    assert.equal(fs.existsSync(root), false, `${root} is left behind`);
+  /** No directory and no process left of any drill's scratch instance. */
+  const assertScratchGone = () => {
+    const drills = path.join(restoreRoot, 'drills');
+    assert.deepEqual(fs.existsSync(drills) ? fs.readdirSync(drills) : [], [], `left in ${drills}`);
     const ps = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
-    const left = ps.split('\n').filter((l) => l.includes(root));
-    assert.deepEqual(left, [], `processes left on ${root}`);
+    const left = ps.split('\n').filter((l) => l.includes(restoreRoot));
+    assert.deepEqual(left, [], `processes left under ${restoreRoot}`);
   };
-  const segmentHolding = async (lsn: string) => {
-    const tli = (await admin.query<{ t: number }>('select timeline_id as t from pg_control_checkpoint()'))
-      .rows[0]!.t;
-    return segmentOfLsn(tli, lsn, SEG);
-  };
+  // From the primary itself: after a promotion its control file names the new timeline only at the
+  // next checkpoint, its WAL file names at once.
+  const segmentHolding = async (lsn: string) =>
+    (await admin.query<{ f: string }>('select pg_walfile_name($1::pg_lsn) as f', [lsn])).rows[0]!.f;
   const currentLsn = async () =>
     (await admin.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn')).rows[0]!.lsn;
   const waitArchived = async (segment: string) => {
@@ -128,7 +127,15 @@ describe('DR drill on the local stack', () => {
     );
     raw.databases[DB] = { ...raw.databases[DB], tier: 1, objectives: { rpo: '5s' } };
     raw.drills = {
-      policies: [{ name: 'orders-drill', database: DB, region: 'us-west-2', compareTables: ['drill_rows'] }],
+      policies: [
+        {
+          name: 'orders-drill',
+          database: DB,
+          region: 'us-west-2',
+          compareTables: ['drill_rows'],
+          compareAllTables: true,
+        },
+      ],
     };
     planFile = path.join(tmp, 'lifeboat.yaml');
     fs.writeFileSync(planFile, stringify(raw));
@@ -151,8 +158,12 @@ describe('DR drill on the local stack', () => {
       .terminate('test starts afresh')
       .catch(() => undefined);
     await dropSlot(admin);
-    await admin.query('drop table if exists drill_rows');
+    await admin.query('drop table if exists drill_rows, drill_keyless');
     await admin.query('create table drill_rows (id serial primary key, note text not null)');
+    // No primary key: compared in row-text order.
+    await admin.query(
+      `create table drill_keyless as select g as n, g % 7 as m from generate_series(1, 100) g`,
+    );
     await admin.query(`insert into drill_rows (note) select md5(g::text) from generate_series(1, 500) g`);
     await startArchiver();
     await fullBackup();
@@ -170,7 +181,7 @@ describe('DR drill on the local stack', () => {
     await Promise.all(workers.map((w) => w.stop('SIGTERM')));
     if (admin) {
       await dropSlot(admin).catch(() => undefined);
-      await admin.query('drop table if exists drill_rows').catch(() => undefined);
+      await admin.query('drop table if exists drill_rows, drill_keyless').catch(() => undefined);
       await admin.end();
     }
     await connection?.close();
@@ -215,8 +226,19 @@ describe('DR drill on the local stack', () => {
       assert.deepEqual(report.verdicts, { rto: 'met', rpo: 'met' });
       assert.deepEqual(report.targets, { rtoMs: 15 * 60_000, rpoMs: 5_000 });
       // The comparison: equal to the snapshot, which the writer has since left behind.
+      // compareAllTables: every user table, drill_rows once (named as the policy names it).
+      assert.ok(
+        report.comparisons.every((c) => c.ok),
+        JSON.stringify(report.comparisons),
+      );
+      const names = report.comparisons.map((c) => c.table);
+      assert.ok(
+        names.some((n) => n.endsWith('.drill_keyless')),
+        names.join(', '),
+      );
+      assert.ok(!names.includes('public.drill_rows'), names.join(', '));
       const [cmp] = report.comparisons;
-      assert.ok(cmp?.ok, JSON.stringify(cmp));
+      assert.ok(cmp?.ok && cmp.table === 'drill_rows', JSON.stringify(cmp));
       assert.equal(cmp.restoredRows, cmp.sourceRows);
       assert.equal(cmp.restoredChecksum, cmp.sourceChecksum);
       const now = Number(
@@ -239,7 +261,7 @@ describe('DR drill on the local stack', () => {
         await store.get(repository.drillReport('', DB, report.drillId, 'report.html')),
       ).toString('utf8');
       assert.match(html, /<svg/);
-      assertScratchGone(report.drillId);
+      assertScratchGone();
 
       // Whichever worker ran the workflow exports the drill's gauges.
       const metrics = (
@@ -267,7 +289,8 @@ describe('DR drill on the local stack', () => {
         await adminQuery(stack, 'us-east-1', 'alter system reset recovery_min_apply_delay');
       }
       await admin.query(`insert into drill_rows (note) values ('after the delayed backup')`);
-      const workflowId = `${workflowIds.drill(DB, new Date())}-cancel`;
+      // The id a schedule gives its runs (`<schedule id>-<RFC 3339 time>`): colons and all.
+      const workflowId = `lifeboat-drill-orders-drill-${new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')}`;
       const handle = await client.workflow.start<typeof drDrillWorkflow>('drDrillWorkflow', {
         taskQueue: 'lifeboat',
         workflowId,
@@ -313,7 +336,7 @@ describe('DR drill on the local stack', () => {
       assert.match(report.teardown.detail, /deleted/);
       assert.equal(report.measured.rtoMs, null);
       assert.deepEqual(report.verdicts, { rto: 'unknown', rpo: 'unknown' });
-      assertScratchGone(workflowId);
+      assertScratchGone();
     },
   );
 
@@ -342,19 +365,10 @@ describe('DR drill on the local stack', () => {
         if (reached) break;
         await sleep(500);
       }
-      await client.workflow.getHandle(workflowIds.walArchiver(DB)).terminate('the test loses the newest WAL');
-      // The streaming activity notices at its next heartbeat: only once it let go of the slot does
-      // nothing upload any more.
-      for (let i = 0; ; i++) {
-        const r = await admin.query<{ active: boolean }>(
-          'select active from pg_replication_slots where slot_name = $1',
-          [archiverSlotName(DB)],
-        );
-        if (!r.rows[0]?.active) break;
-        assert.ok(i < 120, 'the archiver still streams 60 s after its termination');
-        await sleep(500);
-      }
-      await sleep(1000);
+      // Stopped as an operator does: the command returns once the streaming activity has ended,
+      // so nothing uploads after it (a terminated run's activity would go on until its next heartbeat).
+      const stopped = await runCli(['archiver', 'stop', '--database', DB, '-f', planFile], env);
+      assert.equal(stopped.code, 0, stopped.stderr);
       const newer = (await store.list(repository.walPrefix('', DB))).filter((o) => {
         const m = /\/([0-9A-F]{24})(\.partial\.[^/]*)?\.zst\.age$/.exec(o.key);
         return m && m[1]! > kept;
@@ -383,7 +397,7 @@ describe('DR drill on the local stack', () => {
       assert.equal(result.comparisons[0]?.ok, false);
       assert.match(result.comparisons[0].detail, /not compared: the archive ends before/);
       assert.deepEqual(await storedReport(result), result);
-      assertScratchGone(workflowId);
+      assertScratchGone();
     },
   );
 
