@@ -290,7 +290,9 @@ export function createRestoreActivities(deps: RestoreDeps) {
       await chown(sidecar);
 
       const lifeboat = path.resolve(import.meta.dirname, '..', '..', 'bin', 'lifeboat');
-      const restoreCommand = `${lifeboat} wal-fetch --config ${sidecar}/wal-fetch.json --env-file ${sidecar}/wal-fetch.env %f %p`;
+      // A segment the prefetcher already holds is taken by the shell with a rename: starting Node
+      // for each segment cost more than its download on a busy machine.
+      const restoreCommand = `if [ -f ${sidecar}/prefetch/%f ]; then mv -f ${sidecar}/prefetch/%f %p; else ${lifeboat} wal-fetch --config ${sidecar}/wal-fetch.json --env-file ${sidecar}/wal-fetch.env %f %p; fi`;
       writeRecoveryConfig(dataDir, recoverySettings({ ...input, restoreCommand }));
       await chown(dataDir);
       // pg_ctl -w returns once the server is consistent, which may take long: heartbeat meanwhile

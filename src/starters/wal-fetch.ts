@@ -26,8 +26,16 @@ export const summary = 'restore_command of a restored server: wal-fetch --config
 const zstdDecompress = promisify(zlib.zstdDecompress);
 const ABSENT = 1;
 const FATAL = 200;
-/** Segments fetched ahead of replay, in the background. */
-const PREFETCH = 4;
+/** Completed segments the background prefetcher keeps ready ahead of replay. */
+const PREFETCH_AHEAD = 8;
+/** Segments it downloads at once. */
+const PREFETCH_PARALLEL = 3;
+/** A prefetcher whose segments nobody takes for this long has outlived its server: it exits. */
+const PREFETCH_IDLE_MS = 120_000;
+/** In the prefetch folder: the newest segment replay asked the archive for (not the folder). */
+const WANTED = '.wanted';
+/** In the prefetch folder: the prefetcher's pid; at most one runs per restored server. */
+const PREFETCHER_LOCK = '.prefetcher';
 
 interface FetchConfig {
   database: string;
@@ -42,7 +50,12 @@ export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs(
     'wal-fetch',
     argv,
-    { config: { type: 'string' }, 'env-file': { type: 'string' }, prefetch: { type: 'boolean' } },
+    {
+      config: { type: 'string' },
+      'env-file': { type: 'string' },
+      prefetch: { type: 'boolean' },
+      'prefetch-after': { type: 'boolean' },
+    },
     true,
   );
   if (!args || args._.length !== 2 || !args.config) {
@@ -68,22 +81,9 @@ export async function run(argv: string[]): Promise<number> {
     printError(`wal-fetch: ${config.identityEnv} is not set`);
     return FATAL;
   }
-  if (args.prefetch) {
-    // A background fetch: its lock goes whatever happens, and it does not retry for long.
-    process.on('exit', () => fs.rmSync(`${dest}.lock`, { force: true }));
-  }
-  // Prefetched segments wait beside the config; a hit is a rename, not a download.
+  // Prefetched segments wait beside the config; a hit is a rename, not a download (the
+  // restore_command's shell part makes that rename itself, without starting Node).
   const prefetchDir = path.join(path.dirname(args.config as string), 'prefetch');
-  const isSegment = /^[0-9A-F]{24}$/.test(name);
-  if (isSegment && !args.prefetch) {
-    try {
-      fs.renameSync(path.join(prefetchDir, name), dest);
-      startPrefetch(name, config, argv, prefetchDir);
-      return 0;
-    } catch {
-      // not prefetched (yet): fetch it now
-    }
-  }
   const primary = createObjectStore(config.storage, env);
   // PostgreSQL writes restore_command's stderr to the server log: the secondary serving is said there.
   const store = config.secondary
@@ -92,6 +92,17 @@ export async function run(argv: string[]): Promise<number> {
           printError(`wal-fetch ${name}: ${key} served by the secondary location`);
       })
     : primary;
+  if (args['prefetch-after']) return prefetchAfter(name, dest, store, config, identity);
+  const isSegment = /^[0-9A-F]{24}$/.test(name);
+  if (isSegment && !args.prefetch) {
+    try {
+      fs.renameSync(path.join(prefetchDir, name), dest);
+      startPrefetcher(name, argv, prefetchDir);
+      return 0;
+    } catch {
+      // not prefetched (yet): fetch it now
+    }
+  }
   // Storage that does not answer is retried for a while: giving up means a FATAL stop.
   for (let attempt = 1; ; attempt++) {
     try {
@@ -100,7 +111,7 @@ export async function run(argv: string[]): Promise<number> {
       const tmp = `${dest}.lifeboat-tmp`;
       fs.writeFileSync(tmp, data);
       fs.renameSync(tmp, dest);
-      if (isSegment && !args.prefetch) startPrefetch(name, config, argv, prefetchDir);
+      if (isSegment && !args.prefetch) startPrefetcher(name, argv, prefetchDir);
       return 0;
     } catch (err) {
       if (attempt >= (args.prefetch ? 1 : 6)) {
@@ -113,34 +124,114 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /**
- * Starts background fetches of the next segments, so that replay does not wait for storage one
- * segment at a time. Each is claimed with an exclusive lock file (never fetched twice) and only
- * completed segments are prefetched: a partial could be superseded by the time replay needs it.
+ * Makes sure one background prefetcher runs for this server, and tells it which segment replay
+ * asked for last (it skips ahead to after it and drops what replay no longer needs). One Node
+ * process for the whole replay, not one per segment: on a busy machine the start of Node, not
+ * the download, was the cost of each segment.
  */
-function startPrefetch(name: string, config: FetchConfig, argv: string[], prefetchDir: string): void {
+function startPrefetcher(name: string, argv: string[], prefetchDir: string): void {
   fs.mkdirSync(prefetchDir, { recursive: true });
-  const options = argv.filter((a, i) => i < argv.length - 2 && a !== '--prefetch');
-  let next = name;
-  for (let i = 0; i < PREFETCH; i++) {
-    next = nextSegment(next, config.walSegmentSize);
-    const target = path.join(prefetchDir, next);
-    let lock: number;
+  const wanted = path.join(prefetchDir, WANTED);
+  fs.writeFileSync(`${wanted}.tmp`, name);
+  fs.renameSync(`${wanted}.tmp`, wanted);
+  const lock = path.join(prefetchDir, PREFETCHER_LOCK);
+  let fd: number;
+  try {
+    fd = fs.openSync(lock, 'wx');
+  } catch {
+    if (alive(Number(fs.readFileSync(lock, 'utf8')))) return;
+    // Left by a prefetcher that died (killed with its server): take over.
+    fs.rmSync(lock, { force: true });
     try {
-      if (fs.existsSync(target)) continue;
-      lock = fs.openSync(`${target}.lock`, 'wx');
+      fd = fs.openSync(lock, 'wx');
     } catch {
-      continue; // another call is fetching it
+      return; // another call took it over first
     }
-    fs.closeSync(lock);
-    const child = spawn(
-      process.execPath,
-      [...process.execArgv, process.argv[1]!, 'wal-fetch', ...options, '--prefetch', next, target],
-      {
-        detached: true,
-        stdio: 'ignore',
-      },
+  }
+  const options = argv.filter((a, i) => i < argv.length - 2 && a !== '--prefetch');
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, process.argv[1]!, 'wal-fetch', ...options, '--prefetch-after', name, prefetchDir],
+    { detached: true, stdio: 'ignore' },
+  );
+  fs.writeSync(fd, String(child.pid ?? ''));
+  fs.closeSync(fd);
+  child.unref();
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The prefetcher: keeps up to PREFETCH_AHEAD completed segments after the one replay wants in
+ * the prefetch folder, PREFETCH_PARALLEL downloads at a time, each written under a temporary
+ * name and renamed (a segment is there whole or not at all). It stops at the first segment the
+ * archive does not hold as completed (the archive's end, or a timeline switch: replay's next
+ * miss starts a new one), and when nobody takes its segments for PREFETCH_IDLE_MS.
+ */
+async function prefetchAfter(
+  first: string,
+  dir: string,
+  store: ObjectStore,
+  config: FetchConfig,
+  identity: string,
+): Promise<number> {
+  const lock = path.join(dir, PREFETCHER_LOCK);
+  process.on('exit', () => {
+    if (fs.existsSync(lock) && fs.readFileSync(lock, 'utf8') === String(process.pid)) fs.rmSync(lock);
+  });
+  const ready = () => fs.readdirSync(dir).filter((f) => /^[0-9A-F]{24}$/.test(f));
+  let next = nextSegment(first, config.walSegmentSize);
+  let idleSince = Date.now();
+  for (;;) {
+    // Replay may have fetched past us itself: skip to after what it wants, drop the stale.
+    const wanted = fs.existsSync(path.join(dir, WANTED))
+      ? fs.readFileSync(path.join(dir, WANTED), 'utf8')
+      : first;
+    if (/^[0-9A-F]{24}$/.test(wanted) && wanted.slice(0, 8) === next.slice(0, 8) && wanted >= next)
+      next = nextSegment(wanted, config.walSegmentSize);
+    for (const f of ready()) if (f <= wanted) fs.rmSync(path.join(dir, f), { force: true });
+    const room = PREFETCH_AHEAD - ready().length;
+    if (room <= 0) {
+      if (Date.now() - idleSince > PREFETCH_IDLE_MS) {
+        for (const f of ready()) fs.rmSync(path.join(dir, f), { force: true });
+        return 0;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
+    idleSince = Date.now();
+    const batch: string[] = [];
+    for (
+      let seg = next;
+      batch.length < Math.min(room, PREFETCH_PARALLEL);
+      seg = nextSegment(seg, config.walSegmentSize)
+    )
+      batch.push(seg);
+    const got = await Promise.all(
+      batch.map(async (seg) => {
+        const data = await fetchWal(store, config, seg, identity, false).catch(() => undefined);
+        if (!data) return false;
+        const tmp = path.join(dir, `${seg}.lifeboat-tmp`);
+        fs.writeFileSync(tmp, data);
+        fs.renameSync(tmp, path.join(dir, seg));
+        return true;
+      }),
     );
-    child.unref();
+    const fetched = got.indexOf(false) === -1 ? got.length : got.indexOf(false);
+    if (fetched < got.length) {
+      // Keep only the contiguous run: a later segment without its predecessor is of no use yet.
+      for (const seg of batch.slice(fetched)) fs.rmSync(path.join(dir, seg), { force: true });
+      return 0;
+    }
+    next = nextSegment(batch.at(-1)!, config.walSegmentSize);
   }
 }
 
