@@ -10,6 +10,7 @@ import {
 } from '../domain/audit.ts';
 import { LifeboatError } from '../domain/errors.ts';
 import type { ObjectStore } from './ports/object-store.ts';
+import { copyObject } from './replicate.ts';
 import { describeAwsError, type StorageLocationName } from './storage.ts';
 
 export function createAuditActivities(deps: { stores: Partial<Record<StorageLocationName, ObjectStore>> }) {
@@ -30,7 +31,15 @@ export function createAuditActivities(deps: { stores: Partial<Record<StorageLoca
         );
       const store = deps.stores.primary;
       if (!store) throw new LifeboatError('InvalidInput', 'the plan has no primary storage location');
-      return writeOnce(store, parsed.data);
+      const written = await writeOnce(store, parsed.data);
+      // The second copy (3-2-1), from what the primary holds; retried with this activity.
+      const secondary = deps.stores.secondary;
+      if (secondary)
+        await copyObject(store, secondary, written.key).catch((err: unknown) => {
+          if (err instanceof LifeboatError) throw err;
+          throw storageFailure(err, `copying the audit record ${written.key} to the secondary location`);
+        });
+      return written;
     },
   };
 }

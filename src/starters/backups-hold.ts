@@ -7,6 +7,7 @@ import os from 'node:os';
 import { readCatalog } from '../activities/catalog.ts';
 import { readHoldEvents } from '../activities/retention.ts';
 import { createObjectStore } from '../activities/ports/object-store.ts';
+import { copyObject } from '../activities/replicate.ts';
 import { describeAwsError } from '../activities/storage.ts';
 import { repository } from '../domain/repository.ts';
 import { activeHolds, type LegalHoldEvent } from '../domain/retention.ts';
@@ -78,6 +79,17 @@ export async function run(argv: string[]): Promise<number> {
       return EXIT.failed;
     }
     await store.put(key, `${JSON.stringify(event, null, 2)}\n`);
+    // The second copy (3-2-1): a hold must survive the loss of the primary location too.
+    const secondary = plan.storage.secondary;
+    if (secondary)
+      try {
+        await copyObject(store, createObjectStore(secondary, process.env), key);
+      } catch (err) {
+        printError(
+          `${key} is on ${plan.storage.primary.url}, but copying it to ${secondary.url} failed: ${err instanceof Error && !('$metadata' in err) ? err.message : describeAwsError(err)}`,
+        );
+        return EXIT.failed;
+      }
     if (args.json) printJson({ database, key, ...event, alreadyHeld: held });
     else
       process.stdout.write(

@@ -185,6 +185,34 @@ describe('second copy (3-2-1) on the local stack', () => {
     assert.deepEqual(missing, []);
   });
 
+  it("the backup run's audit record and a legal-hold marker land on the secondary too", async () => {
+    const { runId } = await client.workflow.getHandle(workflowIds.backup(DB)).describe();
+    const audit = (await primary.list('')).map((o) => o.key).filter((k) => k.includes(runId));
+    assert.equal(audit.length, 1, `one audit record of run ${runId}: ${audit.join(', ')}`);
+    const hold = await runCli(
+      [
+        'backups',
+        'hold',
+        '--database',
+        DB,
+        '--backup',
+        backupId,
+        '--reason',
+        'second copy test',
+        '-f',
+        planFile,
+        '--json',
+      ],
+      stack.env,
+    );
+    assert.equal(hold.code, 0, hold.stderr);
+    const { key: marker } = JSON.parse(hold.stdout) as { key: string };
+    for (const key of [...audit, marker]) {
+      const [a, b] = await Promise.all([hashStored(primary, key), hashStored(secondary, key)]);
+      assert.equal(b.sha256, a.sha256, `${key}: sha256 on the secondary`);
+    }
+  });
+
   it('lifeboat compliance passes the second-location rule after a real backup', async () => {
     const out = await runCli(['compliance', '-f', planFile, '--json'], stack.env);
     assert.ok(out.code === 0 || out.code === 1, `exit ${out.code}: ${out.stderr}`);
