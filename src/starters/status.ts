@@ -7,6 +7,8 @@ import { parseCommandArgs } from './args.ts';
 import { renderFailoverProgress } from './failover-view.ts';
 import type { RestoreProgress } from '../domain/restore.ts';
 import { renderRestoreProgress } from './restore.ts';
+import type { DrillProgress } from '../domain/drill.ts';
+import { renderDrillProgress } from './drill.ts';
 import { readBackupStatus, renderBackupStatus } from './backup-view.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
@@ -38,8 +40,12 @@ export async function run(argv: string[]): Promise<number> {
         d.type === 'pointInTimeRestoreWorkflow'
           ? await handle.query<RestoreProgress>('progress').catch(() => undefined)
           : undefined;
+      const drill =
+        d.type === 'drDrillWorkflow'
+          ? await handle.query<DrillProgress>('progress').catch(() => undefined)
+          : undefined;
       const progress =
-        backup || restore
+        backup || restore || drill
           ? undefined
           : await handle.query<FailoverProgress>('progress').catch(() => undefined);
       const view = args.json
@@ -47,15 +53,17 @@ export async function run(argv: string[]): Promise<number> {
             workflowId,
             type: d.type,
             status: d.status.name,
-            progress: backup ?? restore ?? progress,
+            progress: backup ?? restore ?? drill ?? progress,
           })
-        : restore
-          ? `${d.type} ${workflowId}: ${d.status.name}\n${renderRestoreProgress(restore)}\n`
-          : backup
-            ? `${d.type} ${workflowId}: ${d.status.name}\n${renderBackupStatus(backup)}`
-            : progress
-              ? `${d.type} ${workflowId}: ${d.status.name}\n${renderFailoverProgress(progress)}`
-              : `${d.type} ${workflowId}: ${d.status.name} (started ${d.startTime.toISOString()})\n`;
+        : drill
+          ? `${d.type} ${workflowId}: ${d.status.name}\n${renderDrillProgress(drill)}\n`
+          : restore
+            ? `${d.type} ${workflowId}: ${d.status.name}\n${renderRestoreProgress(restore)}\n`
+            : backup
+              ? `${d.type} ${workflowId}: ${d.status.name}\n${renderBackupStatus(backup)}`
+              : progress
+                ? `${d.type} ${workflowId}: ${d.status.name}\n${renderFailoverProgress(progress)}`
+                : `${d.type} ${workflowId}: ${d.status.name} (started ${d.startTime.toISOString()})\n`;
       if (view !== last) {
         if (args.json) printJson(JSON.parse(view));
         else process.stdout.write(view);

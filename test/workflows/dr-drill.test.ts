@@ -313,6 +313,13 @@ describe('DR drill on the local stack', () => {
         }
         await sleep(250);
       }
+      // `lifeboat status` shows the drill's phase and its restore.
+      const status = await runCli(['status', workflowId], env);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(
+        status.stdout,
+        /drDrillWorkflow .*: RUNNING\n.*: restoring since .*; restore restore-orders-\S+-drill; scratch port \d+/,
+      );
       await handle.cancel();
       await assert.rejects(handle.result(), (err: unknown) => {
         assert.ok(err instanceof WorkflowFailedError);
