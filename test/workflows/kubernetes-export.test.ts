@@ -297,6 +297,38 @@ describe('kubernetes objects in backups', () => {
     );
     assert.ok(manifest.ok);
     assert.deepEqual(manifest.manifest.kubernetes, k);
+
+    // The operator's view: lifeboat backups show-k8s reads the same snapshot from storage.
+    const env = ['--env-file', stack.layout.secretsFile];
+    const show = await cli(['backups', 'show-k8s', '--database', DB, '--backup', inc.backupId, ...env]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(
+      show.stdout,
+      new RegExp(`5 object\\(s\\), 1 stored by this backup, 1 deleted since ${secondFull.backupId}`),
+    );
+    assert.match(show.stdout, new RegExp(`deleted: ConfigMap ${NS}/feature-flags`));
+    const json = await cli([
+      'backups',
+      'show-k8s',
+      '--database',
+      DB,
+      '--backup',
+      inc.backupId,
+      '--json',
+      ...env,
+    ]);
+    assert.deepEqual((JSON.parse(json.stdout) as { snapshot: KubernetesSnapshot }).snapshot, snapshot);
+    const none = await cli([
+      'backups',
+      'show-k8s',
+      '--database',
+      DB,
+      '--backup',
+      'orders-full-19700101T000000Z',
+      ...env,
+    ]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /--backup: no backup "orders-full-19700101T000000Z" of orders/);
   });
 
   it('honours includeResources, excludeResources and the label selector', async () => {
