@@ -130,7 +130,11 @@ describe('deletionsSince', () => {
 
 describe('kubernetesSelection', () => {
   it('is absent without a kubernetes section, and defaults the region to the primary', () => {
-    const without = validatePlan(editedPlan(() => undefined));
+    const without = validatePlan(
+      editedPlan((p) => {
+        delete p.backup.policies[0].kubernetes;
+      }),
+    );
     assert.ok(without.ok);
     assert.equal(kubernetesSelection(without.plan, 'orders'), undefined);
     const withK8s = validatePlan(
