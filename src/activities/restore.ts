@@ -4,7 +4,7 @@
 // the download redoes itself into the same fresh directory (a marker says it is ours), a server
 // already running on the directory is adopted rather than started twice, and recovery progress
 // is read from the server, which keeps replaying while no worker watches it.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -295,6 +295,24 @@ export function createRestoreActivities(deps: RestoreDeps) {
       const restoreCommand = `if [ -f ${sidecar}/prefetch/%f ]; then mv -f ${sidecar}/prefetch/%f %p; else ${lifeboat} wal-fetch --config ${sidecar}/wal-fetch.json --env-file ${sidecar}/wal-fetch.env %f %p; fi`;
       writeRecoveryConfig(dataDir, recoverySettings({ ...input, restoreCommand }));
       await chown(dataDir);
+      // The prefetcher starts with the server, from the backup's first segment, so that replay
+      // finds its first segments already there instead of starting Node for each.
+      const label = /^START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)$/m.exec(
+        tail(path.join(dataDir, 'backup_label'), 0),
+      );
+      if (label) {
+        const [cmd, args] = asUser(lifeboat, [
+          'wal-fetch',
+          '--config',
+          `${sidecar}/wal-fetch.json`,
+          '--env-file',
+          `${sidecar}/wal-fetch.env`,
+          '--prefetch-from',
+          label[1]!,
+          `${sidecar}/prefetch`,
+        ]);
+        spawn(cmd, args, { detached: true, stdio: 'ignore' }).unref();
+      }
       // pg_ctl -w returns once the server is consistent, which may take long: heartbeat meanwhile
       // so that a lost worker is noticed in seconds (the server it started is adopted on retry).
       const ctx = Context.current();
@@ -590,9 +608,10 @@ function readRestoreCommand(dataDir: string): string {
   return m ? m[1]!.replace(/''/g, "'") : '';
 }
 
-function tail(file: string): string {
+/** The last `lines` lines of a text file (0: all of it), or '' when it cannot be read. */
+function tail(file: string, lines = 15): string {
   try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
   } catch {
     return '';
   }

@@ -55,6 +55,7 @@ export async function run(argv: string[]): Promise<number> {
       'env-file': { type: 'string' },
       prefetch: { type: 'boolean' },
       'prefetch-after': { type: 'boolean' },
+      'prefetch-from': { type: 'boolean' },
     },
     true,
   );
@@ -92,7 +93,8 @@ export async function run(argv: string[]): Promise<number> {
           printError(`wal-fetch ${name}: ${key} served by the secondary location`);
       })
     : primary;
-  if (args['prefetch-after']) return prefetchAfter(name, dest, store, config, identity);
+  if (args['prefetch-after'] || args['prefetch-from'])
+    return prefetchAfter(name, dest, store, config, identity, !!args['prefetch-from']);
   const isSegment = /^[0-9A-F]{24}$/.test(name);
   if (isSegment && !args.prefetch) {
     try {
@@ -100,7 +102,8 @@ export async function run(argv: string[]): Promise<number> {
       startPrefetcher(name, argv, prefetchDir);
       return 0;
     } catch {
-      // not prefetched (yet): fetch it now
+      // Not prefetched (yet): fetch it now, the prefetcher booting meanwhile.
+      startPrefetcher(name, argv, prefetchDir);
     }
   }
   // Storage that does not answer is retried for a while: giving up means a FATAL stop.
@@ -111,7 +114,6 @@ export async function run(argv: string[]): Promise<number> {
       const tmp = `${dest}.lifeboat-tmp`;
       fs.writeFileSync(tmp, data);
       fs.renameSync(tmp, dest);
-      if (isSegment && !args.prefetch) startPrefetcher(name, argv, prefetchDir);
       return 0;
     } catch (err) {
       if (attempt >= (args.prefetch ? 1 : 6)) {
@@ -134,29 +136,21 @@ function startPrefetcher(name: string, argv: string[], prefetchDir: string): voi
   const wanted = path.join(prefetchDir, WANTED);
   fs.writeFileSync(`${wanted}.tmp`, name);
   fs.renameSync(`${wanted}.tmp`, wanted);
-  const lock = path.join(prefetchDir, PREFETCHER_LOCK);
-  let fd: number;
-  try {
-    fd = fs.openSync(lock, 'wx');
-  } catch {
-    if (alive(Number(fs.readFileSync(lock, 'utf8')))) return;
-    // Left by a prefetcher that died (killed with its server): take over.
-    fs.rmSync(lock, { force: true });
-    try {
-      fd = fs.openSync(lock, 'wx');
-    } catch {
-      return; // another call took it over first
-    }
-  }
+  if (prefetcherRunning(prefetchDir)) return;
   const options = argv.filter((a, i) => i < argv.length - 2 && a !== '--prefetch');
-  const child = spawn(
+  spawn(
     process.execPath,
     [...process.execArgv, process.argv[1]!, 'wal-fetch', ...options, '--prefetch-after', name, prefetchDir],
     { detached: true, stdio: 'ignore' },
-  );
-  fs.writeSync(fd, String(child.pid ?? ''));
-  fs.closeSync(fd);
-  child.unref();
+  ).unref();
+}
+
+function prefetcherRunning(dir: string): boolean {
+  try {
+    return alive(Number(fs.readFileSync(path.join(dir, PREFETCHER_LOCK), 'utf8')));
+  } catch {
+    return false;
+  }
 }
 
 function alive(pid: number): boolean {
@@ -182,22 +176,44 @@ async function prefetchAfter(
   store: ObjectStore,
   config: FetchConfig,
   identity: string,
+  /** Whether `first` itself is fetched (a start before replay asks for anything). */
+  inclusive = false,
 ): Promise<number> {
+  fs.mkdirSync(dir, { recursive: true });
+  // One prefetcher per server: the lock holds its pid; one left by a dead process is taken over.
   const lock = path.join(dir, PREFETCHER_LOCK);
+  const claim = () => {
+    const fd = fs.openSync(lock, 'wx');
+    fs.writeSync(fd, String(process.pid));
+    fs.closeSync(fd);
+  };
+  try {
+    claim();
+  } catch {
+    if (prefetcherRunning(dir)) return 0;
+    fs.rmSync(lock, { force: true });
+    try {
+      claim();
+    } catch {
+      return 0; // another one took it over first
+    }
+  }
   process.on('exit', () => {
     if (fs.existsSync(lock) && fs.readFileSync(lock, 'utf8') === String(process.pid)) fs.rmSync(lock);
   });
   const ready = () => fs.readdirSync(dir).filter((f) => /^[0-9A-F]{24}$/.test(f));
-  let next = nextSegment(first, config.walSegmentSize);
+  let next = inclusive ? first : nextSegment(first, config.walSegmentSize);
   let idleSince = Date.now();
   for (;;) {
     // Replay may have fetched past us itself: skip to after what it wants, drop the stale.
     const wanted = fs.existsSync(path.join(dir, WANTED))
       ? fs.readFileSync(path.join(dir, WANTED), 'utf8')
-      : first;
-    if (/^[0-9A-F]{24}$/.test(wanted) && wanted.slice(0, 8) === next.slice(0, 8) && wanted >= next)
-      next = nextSegment(wanted, config.walSegmentSize);
-    for (const f of ready()) if (f <= wanted) fs.rmSync(path.join(dir, f), { force: true });
+      : undefined;
+    if (wanted && /^[0-9A-F]{24}$/.test(wanted)) {
+      if (wanted.slice(0, 8) === next.slice(0, 8) && wanted >= next)
+        next = nextSegment(wanted, config.walSegmentSize);
+      for (const f of ready()) if (f <= wanted) fs.rmSync(path.join(dir, f), { force: true });
+    }
     const room = PREFETCH_AHEAD - ready().length;
     if (room <= 0) {
       if (Date.now() - idleSince > PREFETCH_IDLE_MS) {

@@ -44,6 +44,8 @@ describe('point-in-time restore against pgBackRest', () => {
   let west: WorkerProcess;
   let target: string;
   let pgbrData: string;
+  /** pgBackRest's backup set, named to its restore: its own choice by time compares T with a stop time in whole seconds. */
+  let pgbrSet: string;
   let lifeboat: RestoreResult | undefined;
   const repoPath = `test-pgbackrest-${Date.now()}`;
 
@@ -219,8 +221,9 @@ describe('point-in-time restore against pgBackRest', () => {
     // pgBackRest's archive: every history file and every complete segment from its backup's
     // first WAL to the last one written, pushed from pg_wal as archive_command would have.
     const info = JSON.parse(pgbackrest('info', '--output=json')) as {
-      backup: { archive: { start: string } }[];
+      backup: { label: string; archive: { start: string } }[];
     }[];
+    pgbrSet = info[0]!.backup.at(-1)!.label;
     const first = info[0]!.backup.at(-1)!.archive.start;
     const walDir = path.join(primary.dataDir, 'pg_wal');
     const files = fs.readdirSync(walDir).sort();
@@ -272,6 +275,7 @@ describe('point-in-time restore against pgBackRest', () => {
         'restore',
         `--pg1-path=${pgbrData}`,
         '--type=time',
+        `--set=${pgbrSet}`,
         `--target=${postgresTime(target)}`,
         '--target-action=promote',
       );
