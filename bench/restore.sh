@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Point-in-time restore benchmark (not a test): Lifeboat vs `pgbackrest restore --type=time`, in one
+# run, the same database, the same target time T, the same S3 server, both promoted at T.
+#
+#   LIFEBOAT_STATE=/tmp/stack900 LIFEBOAT_PORT_OFFSET=900 bash bench/restore.sh [pgbench scale] [--keep]
+#
+# Needs what bench/backup.sh needs (root, a running local stack with the same LIFEBOAT_STATE,
+# pgbench/psql, pgbackrest, zstd, jq, bc). The database `bench` comes from ../shared/bench/dataset.sh
+# (pgbench scale 60 by default + 3M md5 rows, ~1.3 GB; a smaller scale for a quick run).
+#   1. Lifeboat: WAL archiver + `lifeboat backup full`; pgBackRest: its own S3 repo (SeaweedFS over
+#      TLS) and `backup --type=full`. The stack does not archive (archive_mode off): a physical slot
+#      keeps the WAL in pg_wal and it is pushed with `pgbackrest archive-push` afterwards.
+#   2. A pgbench write load of 20 s; T = its middle. The WAL is sealed and both archives hold it.
+#   3. Timed, each from the command to a server that accepts connections, promoted at T:
+#      - `lifeboat restore --database bench --to T --region us-west-2` (its RTO breakdown kept);
+#      - `pgbackrest restore --type=time --target=T --target-action=promote` (process-max 2) into
+#        a temp dir, then `pg_ctl start -w` and polling until pg_is_in_recovery() is false.
+#   4. Both restores are checked to hold the same pgbench_history row count (same point).
+# Prints one table and writes it to bench/results/restore-<date>.md; cleans up unless --keep.
+set -euo pipefail
+here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+cd "$here"
+scale=60
+keep=0
+for a in "$@"; do
+  case $a in
+    --keep) keep=1 ;;
+    *) scale=$a ;;
+  esac
+done
+
+state=${LIFEBOAT_STATE:?set LIFEBOAT_STATE to the stack folder (lifeboat stack up)}
+db=bench
+stack_plan=$state/lifeboat.yaml
+secrets=$state/secrets.env
+dataset=${BENCH_DATASET:-$here/../shared/bench/dataset.sh}
+[[ -f $dataset ]] || dataset=/work/shared/bench/dataset.sh
+for f in "$stack_plan" "$secrets" "$dataset"; do [[ -f $f ]] || { echo "missing $f" >&2; exit 2; }; done
+for b in pgbench psql pgbackrest zstd jq bc runuser; do
+  command -v "$b" >/dev/null || { echo "missing $b" >&2; exit 2; }
+done
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a==22&&b>=19)?0:1)' 2>/dev/null; then
+  for n in "$here/.lifeboat/node/bin" "$state/node/bin"; do [[ -x $n/node ]] && PATH=$n:$PATH && break; done
+fi
+export PATH
+# The CLI and the workers talk to TEMPORAL_ADDRESS, else localhost:7233: without this line a
+# stack with a port offset would have its benchmark run on another stack's Temporal server.
+export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-$(node --disable-warning=ExperimentalWarning -e "import('./src/stack/layout.ts').then((m) => console.log(m.layoutFromEnv().temporal.address))")}
+
+echo "Temporal: $TEMPORAL_ADDRESS"
+work=$(mktemp -d /tmp/lifeboat-restore-bench.XXXXXX)
+chmod 755 "$work"
+plan=$work/plan.yaml
+node bench/s3.ts plan "$stack_plan" "$plan" "$db"
+yq() { node -e 'const Y=require("yaml");const p=Y.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(eval(process.argv[2]))' "$plan" "$1"; }
+region=$(yq 'p.databases.bench.primaryRegion')
+pgport=$(yq "p.regions['$region'].postgres.port")
+pgdata=$state/postgres/$region
+pgsock=$state/run/pg-$region
+su_conn="host=$pgsock port=$pgport user=postgres"
+bucket_prefix=$(yq 'new URL(p.storage.primary.url).pathname.replace(/^\/+|\/+$/g,"")')
+s3port=$(yq 'new URL(p.storage.primary.endpoint).port')
+pgbin=/usr/lib/postgresql/15/bin
+slot=pgbackrest_restore_bench
+set -a; . "$secrets"; set +a
+sql() { psql "$su_conn dbname=${2:-postgres}" -Atqc "$1"; }
+pg_ctl_() { runuser -u postgres -- "$pgbin/pg_ctl" "$@"; }
+
+workers=()
+lb_dir=''
+pgbr_dir=$work/pgbackrest-restore
+cleanup() {
+  local code=$?
+  for d in "$lb_dir" "$pgbr_dir"; do
+    [[ -n $d && -f $d/postmaster.pid ]] && pg_ctl_ stop -m immediate -w -D "$d" >/dev/null 2>&1 || true
+  done
+  bin/lifeboat archiver stop --database "$db" -f "$plan" >/dev/null 2>&1 || true
+  for p in "${workers[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${workers[@]}"; do wait "$p" 2>/dev/null || true; done
+  if ((keep == 0)); then
+    echo "cleaning up: slots, database $db, the pgBackRest repo path and $db's Lifeboat backups"
+    for s in "$slot" lifeboat_wal_$db; do
+      sql "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = '$s' and not active" >/dev/null || true
+    done
+    sql "drop database if exists $db" || true
+    node bench/s3.ts rm "$plan" "$secrets" "pgbackrest-restore-bench/" || true
+    node bench/s3.ts rm "$plan" "$secrets" "$bucket_prefix/databases/$db/" || true
+    rm -rf "$work"
+  else
+    echo "kept: $work (restored servers stopped)"
+  fi
+  exit $code
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+load() { uptime | sed 's/.*load average: //'; }
+secs() { echo "scale=1; ($2 - $1) / 1" | bc; }
+
+# ---------------------------------------------------------------------------------------------
+echo "== dataset (pgbench scale $scale + 3M md5 rows)"
+sql "select 1 from pg_database where datname='$db'" | grep -q 1 || sql "create database $db owner lifeboat"
+bash "$dataset" "$su_conn dbname=$db" "$scale"
+psql "$su_conn dbname=$db" -qc "vacuum (analyze)"
+sql "checkpoint"
+db_bytes=$(sql "select pg_database_size('$db')")
+sql "select pg_create_physical_replication_slot('$slot', true) where not exists (select 1 from pg_replication_slots where slot_name = '$slot')" >/dev/null
+
+echo "== workers, WAL archiver, Lifeboat full backup"
+for r in $(yq 'Object.keys(p.regions).join(" ")'); do
+  LIFEBOAT_RESTORE_ROOT=$work/lifeboat-restores bin/lifeboat worker --region "$r" -f "$plan" --env-file "$secrets" >"$work/worker-$r.log" 2>&1 &
+  workers+=($!)
+done
+for r in $(yq 'Object.keys(p.regions).join(" ")'); do
+  for _ in $(seq 120); do grep -q 'polling' "$work/worker-$r.log" && break; sleep 0.5; done
+  grep -q 'polling' "$work/worker-$r.log" || { cat "$work/worker-$r.log"; exit 1; }
+done
+bin/lifeboat archiver start --database "$db" -f "$plan" >/dev/null
+bin/lifeboat backup full --database "$db" -f "$plan" --json >"$work/lifeboat-backup.json"
+
+echo "== pgBackRest stanza and full backup"
+pgbr=$work/pgbackrest
+run_id=run-$(date -u +%Y%m%dT%H%M%SZ)
+install -d -o postgres -g postgres -m 700 "$pgbr" "$pgbr/lock" "$pgbr/log" "$pgbr/spool"
+# As bench/backup.sh configures it: `localhost` because pgBackRest 2.45 checks only DNS names of
+# the certificate; archive-check=n because the stack does not archive.
+cat >"$pgbr/pgbackrest.conf" <<EOF
+[global]
+repo1-type=s3
+repo1-s3-endpoint=localhost
+repo1-s3-port=$s3port
+repo1-s3-bucket=lifeboat-backups
+repo1-path=/pgbackrest-restore-bench/$run_id
+repo1-s3-region=us-east-1
+repo1-s3-uri-style=path
+repo1-s3-key=$LIFEBOAT_S3_ACCESS_KEY_ID
+repo1-s3-key-secret=$LIFEBOAT_S3_SECRET_ACCESS_KEY
+repo1-storage-ca-file=$state/tls/ca.pem
+repo1-cipher-type=aes-256-cbc
+repo1-cipher-pass=lifeboat-bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+repo1-retention-full=1
+compress-type=zst
+compress-level=3
+process-max=2
+start-fast=y
+archive-check=n
+lock-path=$pgbr/lock
+log-path=$pgbr/log
+spool-path=$pgbr/spool
+log-level-console=warn
+
+[$db]
+pg1-path=$pgdata
+pg1-port=$pgport
+pg1-socket-path=$pgsock
+EOF
+chown postgres:postgres "$pgbr/pgbackrest.conf"
+chmod 600 "$pgbr/pgbackrest.conf"
+pgbackrest_() { runuser -u postgres -- pgbackrest --config="$pgbr/pgbackrest.conf" --stanza="$db" "$@"; }
+pgbackrest_ stanza-create
+pgbackrest_ backup --type=full
+
+echo "== write load (pgbench 20 s); T in its middle"
+pgbench -n -c 2 -T 20 "$su_conn dbname=$db" >"$work/pgbench.log" 2>&1 &
+load_pid=$!
+sleep 10
+target=$(sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+wait "$load_pid"
+end_lsn=$(sql "select pg_current_wal_insert_lsn()")
+sql "select pg_switch_wal()" >/dev/null
+last=$(sql "select pg_walfile_name('$end_lsn')")
+echo "   T = $target; WAL up to $last"
+for i in $(seq 240); do
+  node bench/s3.ts du "$plan" "$secrets" "$bucket_prefix/databases/$db/wal/${last:0:8}/$last.zst.age" | jq -e '.objects > 0' >/dev/null && break
+  ((i < 240)) || { echo "$last not archived by Lifeboat within 120 s" >&2; exit 1; }
+  sleep 0.5
+done
+first=$(pgbackrest_ info --output=json | jq -r '.[0].backup[-1].archive.start')
+pushed=0
+for f in $(ls "$pgdata/pg_wal" | sort); do
+  if [[ $f == *.history ]] || [[ $f =~ ^[0-9A-F]{24}$ && ${f:0:8} == "${last:0:8}" && ! ${f:8} < ${first:8} && ! ${f:8} > ${last:8} ]]; then
+    pgbackrest_ archive-push "$pgdata/pg_wal/$f"
+    pushed=$((pushed + 1))
+  fi
+done
+echo "   pgBackRest: $pushed WAL files pushed from $first"
+sql "select pg_drop_replication_slot('$slot')" >/dev/null
+sync
+
+# ---------------------------------------------------------------------------------------------
+echo "== 1/2 lifeboat restore --to $target"
+load_lb=$(load)
+t0=$(now)
+bin/lifeboat restore --database "$db" --to "$target" --region us-west-2 -f "$plan" --json >"$work/lifeboat-restore.json"
+t1=$(now)
+lb_wall=$(secs "$t0" "$t1")
+lb_dir=$(jq -r .instance.dataDir "$work/lifeboat-restore.json")
+lb_port=$(jq -r .instance.port "$work/lifeboat-restore.json")
+lb_rto=$(jq -c '.rto' "$work/lifeboat-restore.json")
+lb_stored=$(jq -r .bytes.stored "$work/lifeboat-restore.json")
+lb_raw=$(jq -r .bytes.raw "$work/lifeboat-restore.json")
+lb_rows=$(PGPASSWORD=$LIFEBOAT_PG_PASSWORD psql "host=127.0.0.1 port=$lb_port user=lifeboat dbname=$db" -Atc "select count(*) from pgbench_history")
+# Free the disk and CPU it uses before the next measurement.
+pg_ctl_ stop -m fast -w -D "$lb_dir" >/dev/null
+sync
+
+echo "== 2/2 pgbackrest restore --type=time --target=$target"
+pgbr_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+install -d -o postgres -g postgres -m 700 "$pgbr_dir"
+load_pgbr=$(load)
+t0=$(now)
+pgbackrest_ restore --pg1-path="$pgbr_dir" --type=time --target="$(sed 's/T/ /; s/Z$/+00/' <<<"$target")" --target-action=promote
+t_files=$(now)
+pg_ctl_ start -w -t 3600 -D "$pgbr_dir" -l "$pgbr/log/restored.log" \
+  -o "-c port=$pgbr_port -c listen_addresses='127.0.0.1' -c unix_socket_directories='' -c archive_mode=off -c primary_conninfo='' -c hot_standby=on" >/dev/null
+t_started=$(now)
+pgbr_psql() { PGPASSWORD=$LIFEBOAT_PG_PASSWORD psql "host=127.0.0.1 port=$pgbr_port user=lifeboat dbname=$db" -Atc "$1"; }
+until [[ $(pgbr_psql "select pg_is_in_recovery()" 2>/dev/null) == f ]]; do sleep 0.1; done
+t1=$(now)
+pgbr_wall=$(secs "$t0" "$t1")
+pgbr_rows=$(pgbr_psql "select count(*) from pgbench_history")
+pg_ctl_ stop -m fast -w -D "$pgbr_dir" >/dev/null
+
+[[ $lb_rows == "$pgbr_rows" ]] || echo "WARNING: pgbench_history rows differ: Lifeboat $lb_rows, pgBackRest $pgbr_rows" >&2
+
+# ---------------------------------------------------------------------------------------------
+ms() { echo "scale=1; $(jq -r ".$1" <<<"$lb_rto") / 1000" | bc; }
+ratio=$(echo "scale=2; $lb_wall / $pgbr_wall" | bc)
+date_tag=$(date -u +%Y-%m-%dT%H%MZ)
+mkdir -p bench/results
+out=bench/results/restore-$date_tag.md
+{
+  echo "# Point-in-time restore benchmark, $date_tag"
+  echo
+  echo "Machine: $(nproc) cores, $(uname -sr), shared with other workloads (load averages below);"
+  echo "PostgreSQL $(sql 'show server_version'); pgBackRest $(pgbackrest version | awk '{print $2}'); Node $(node -v)."
+  echo "Database \`$db\` (dataset.sh, pgbench scale $scale + 3M md5 rows): $(echo "scale=1; $db_bytes / 1000000" | bc) MB;"
+  echo "a 20 s pgbench write load after both backups, target T = $target (its middle), both promoted at T."
+  echo "Storage: the stack's SeaweedFS over HTTPS (loopback), same bucket; zstd 3 both; pgBackRest process-max 2."
+  echo
+  echo "| | wall time, command → accepting connections at T | load (1/5/15 min) at start |"
+  echo "|---|---|---|"
+  echo "| \`lifeboat restore --to T\` (download, replay, validate) | $lb_wall s | $load_lb |"
+  echo "| \`pgbackrest restore --type=time\` + \`pg_ctl start\` + promoted | $pgbr_wall s (files $(secs "$t0" "$t_files") s, start $(secs "$t_files" "$t_started") s, to promoted $(secs "$t_started" "$t1") s) | $load_pgbr |"
+  echo
+  echo "Lifeboat / pgBackRest: **$ratio** (goal ≤ 0.90: $( (($(echo "$ratio <= 0.90" | bc))) && echo met || echo NOT met))."
+  echo "Same point: pgbench_history holds $lb_rows rows in Lifeboat's restore and $pgbr_rows in pgBackRest's."
+  echo
+  echo "Lifeboat's RTO breakdown (the workflow's own figures): resolve $(ms resolveMs) s, download $(ms downloadMs) s"
+  echo "($lb_stored bytes stored → $lb_raw restored), start $(ms startMs) s, replay $(ms replayMs) s, validate $(ms validateMs) s;"
+  echo "workflow total $(ms totalMs) s."
+} | tee "$out"
+[[ -x node_modules/.bin/prettier ]] && node_modules/.bin/prettier --write "$out" >/dev/null 2>&1 || true
+echo "written: $out"
