@@ -6,6 +6,7 @@ import { createObjectStore } from '../activities/ports/object-store.ts';
 import { describeAwsError } from '../activities/storage.ts';
 import { formatDuration } from '../domain/duration.ts';
 import { LifeboatError } from '../domain/errors.ts';
+import { repository } from '../domain/repository.ts';
 import { parseCommandArgs } from './args.ts';
 import { databaseInto, envFilesInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 import { mib } from './backup-view.ts';
@@ -53,11 +54,27 @@ export async function run(argv: string[]): Promise<number> {
     return EXIT.failed;
   }
   for (const p of catalog.problems) printError(`${p.key}: unreadable manifest: ${p.problems.join('; ')}`);
+  // With storage.secondary: which backups have their manifest (written last) there too.
+  const secondary = plan.storage.secondary;
+  let copied: Set<string> | undefined;
+  if (secondary)
+    try {
+      const keys = await createObjectStore(secondary, process.env).list(
+        repository.manifestsPrefix('', database),
+      );
+      copied = new Set(keys.map((o) => o.key.slice(o.key.lastIndexOf('/') + 1).replace(/\.json$/, '')));
+    } catch (err) {
+      printError(`cannot list the second copy in ${secondary.url}: ${describeAwsError(err)}`);
+    }
+  const copyOf = (id: string) => (copied ? (copied.has(id) ? 'yes' : 'no') : '?');
   if (args.json) {
     printJson({
       database,
       location: plan.storage.primary.url,
-      backups: catalog.entries,
+      ...(secondary ? { secondLocation: secondary.url } : {}),
+      backups: secondary
+        ? catalog.entries.map((e) => ({ ...e, secondCopy: copied ? copied.has(e.id) : null }))
+        : catalog.entries,
       problems: catalog.problems,
     });
   } else if (catalog.entries.length === 0) {
@@ -65,7 +82,17 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     process.stdout.write(
       table(
-        ['id', 'kind', 'time', 'lsn', 'raw', 'stored', 'took', 'verified'],
+        [
+          'id',
+          'kind',
+          'time',
+          'lsn',
+          'raw',
+          'stored',
+          'took',
+          'verified',
+          ...(secondary ? ['2nd copy'] : []),
+        ],
         catalog.entries.map((e) => [
           e.id,
           e.kind,
@@ -75,6 +102,7 @@ export async function run(argv: string[]): Promise<number> {
           mib(e.storedBytes),
           formatDuration(e.durationMs),
           e.verified ? 'yes' : 'no',
+          ...(secondary ? [copyOf(e.id)] : []),
         ]),
       ),
     );

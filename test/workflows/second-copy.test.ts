@@ -170,6 +170,14 @@ describe('second copy (3-2-1) on the local stack', () => {
     );
     assert.equal(secondCopy.objects, keys.length);
     assert.equal(secondCopy.location, `s3://${COPY_BUCKET}/${secondary.prefix}`);
+    const list = await runCli(['backups', 'list', '--database', DB, '-f', planFile, '--json'], stack.env);
+    assert.equal(list.code, 0, list.stderr);
+    const listed = JSON.parse(list.stdout) as { backups: { id: string; secondCopy?: boolean | null }[] };
+    assert.equal(
+      listed.backups.find((b) => b.id === backupId)?.secondCopy,
+      true,
+      'backups list shows the copy',
+    );
   });
 
   it('archived WAL lands in both locations byte-identical', async () => {
@@ -178,10 +186,14 @@ describe('second copy (3-2-1) on the local stack', () => {
     assert.equal(b.sha256, a.sha256);
     const onPrimary = (await primary.list(repository.walPrefix('', DB))).map((o) => o.key);
     const onSecondary = new Set((await secondary.list(repository.walPrefix('', DB))).map((o) => o.key));
-    // The newest partial may be in flight between the two puts; every completed segment is in both.
-    const missing = onPrimary.filter(
-      (k) => k.endsWith('.zst.age') && !k.includes('.partial.') && !onSecondary.has(k),
-    );
+    // Segments are uploaded in order, each to both locations before the next: every completed
+    // segment up to the one awaited on the secondary is in both (later ones may be in flight).
+    const completed = /\/([0-9A-F]{24})\.zst\.age$/;
+    const missing = onPrimary.filter((k) => {
+      const name = completed.exec(k)?.[1];
+      return name !== undefined && name <= segment && !onSecondary.has(k);
+    });
+    assert.ok(onPrimary.some((k) => k.endsWith(`/${segment}.zst.age`)));
     assert.deepEqual(missing, []);
   });
 
@@ -260,14 +272,14 @@ describe('second copy (3-2-1) on the local stack', () => {
     'with the primary location emptied, a point-in-time restore runs from the secondary and says so',
     { timeout: 180_000 },
     async () => {
-      // The loss: every object of the primary location goes (backups, manifests, WAL).
-      const all = await primary.list('');
-      for (const o of all) await primary.delete(o.key);
+      // The archiver is stopped first (it would go on writing partials), then the loss: every
+      // object of the primary location goes (backups, manifests, WAL, audit records, holds).
+      const stop = await runCli(['archiver', 'stop', '--database', DB, '-f', planFile, '--json'], stack.env);
+      assert.equal(stop.code, 0, stop.stderr);
+      // Its run is over (its audit record written) before anything is deleted.
+      await client.workflow.getHandle(workflowIds.walArchiver(DB)).result();
+      for (const o of await primary.list('')) await primary.delete(o.key);
       assert.deepEqual(await primary.list(''), []);
-      await client.workflow
-        .getHandle(workflowIds.walArchiver(DB))
-        .terminate('the primary location is lost')
-        .catch(() => undefined);
       const handle = await client.workflow.start('pointInTimeRestoreWorkflow', {
         taskQueue: 'lifeboat',
         workflowId: `${workflowIds.restore(DB, new Date())}-from-copy`,
