@@ -90,6 +90,15 @@ export function createKubernetesExportActivities(deps: {
         if (await store.head(key)) continue;
         const sealed = await sealWal(Buffer.from(body, 'utf8'), recipients);
         await store.put(key, sealed);
+        // Read back before the snapshot names it: a later backup trusts any object under this key.
+        const back = Buffer.from(await store.get(key));
+        if (!back.equals(sealed)) {
+          await store.delete(key);
+          throw new LifeboatError(
+            'IntegrityError',
+            `${key}: storage returned ${back.length} bytes that differ from the ${sealed.length} written; the object was deleted: check the storage location`,
+          );
+        }
         newHashes.add(hash);
         storedBytes += sealed.length;
         heartbeat({ objects: entries.length, uploaded: newHashes.size });
