@@ -204,7 +204,21 @@ async function prefetchAfter(
   const ready = () => fs.readdirSync(dir).filter((f) => /^[0-9A-F]{24}$/.test(f));
   let next = inclusive ? first : nextSegment(first, config.walSegmentSize);
   let idleSince = Date.now();
+  // The server's data directory (the prefetch folder is in `<data dir>.lifeboat/`): once it is
+  // promoted (recovery.signal gone) or stopped, no segment will be asked for again, and a
+  // prefetcher left behind would outlive a drill's teardown.
+  const dataDir = path.dirname(dir).replace(/\.lifeboat$/, '');
+  let serverSeen = false;
+  const replayOver = () => {
+    if (!fs.existsSync(path.join(dataDir, 'recovery.signal'))) return true;
+    if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) serverSeen = true;
+    return serverSeen && !fs.existsSync(path.join(dataDir, 'postmaster.pid'));
+  };
   for (;;) {
+    if (replayOver()) {
+      for (const f of ready()) fs.rmSync(path.join(dir, f), { force: true });
+      return 0;
+    }
     // Replay may have fetched past us itself: skip to after what it wants, drop the stale.
     const wanted = fs.existsSync(path.join(dir, WANTED))
       ? fs.readFileSync(path.join(dir, WANTED), 'utf8')
