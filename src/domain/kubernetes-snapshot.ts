@@ -49,6 +49,11 @@ function resourceOf(name: string): ExportableResource | undefined {
   return undefined;
 }
 
+/** Whether Lifeboat can export the resource a policy names (the plan schema checks it). */
+export function isExportableResource(name: string): boolean {
+  return resourceOf(name) !== undefined;
+}
+
 /** The resources to export: included (all exportable when none listed) minus excluded, or the unknown names. */
 export function selectedResources(
   selection: Pick<KubernetesSelection, 'includeResources' | 'excludeResources'>,

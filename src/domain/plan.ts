@@ -2,7 +2,16 @@
 // Secrets never appear in it: credentials are named by the environment variable that holds them
 // (`passwordEnv: PGPASSWORD_ORDERS`), resolved by activities from the worker's environment.
 import { z } from 'zod';
+import { EXPORTABLE_RESOURCES, isExportableResource } from './kubernetes-snapshot.ts';
 import { parseDuration } from './duration.ts';
+
+/** A Kubernetes resource the backup export knows (configmaps, ConfigMap, deployments.apps, …). */
+const exportableResource = z
+  .string()
+  .min(1)
+  .refine(isExportableResource, {
+    message: `not a resource Lifeboat exports (${Object.keys(EXPORTABLE_RESOURCES).join(', ')})`,
+  });
 
 const envName = z
   .string()
@@ -178,8 +187,8 @@ const backupPolicy = z.strictObject({
     .strictObject({
       region: name.optional(),
       namespaces: z.array(z.string().min(1)).default([]),
-      includeResources: z.array(z.string().min(1)).default([]),
-      excludeResources: z.array(z.string().min(1)).default([]),
+      includeResources: z.array(exportableResource).default([]),
+      excludeResources: z.array(exportableResource).default([]),
       labelSelector: z.string().optional(),
     })
     .optional(),

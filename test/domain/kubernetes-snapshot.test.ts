@@ -153,6 +153,27 @@ describe('kubernetesSelection', () => {
   });
 });
 
+describe('plan validation of the kubernetes selection', () => {
+  it('names every resource Lifeboat cannot export, with its path', () => {
+    const result = validatePlan(
+      editedPlan((p) => {
+        p.backup.policies[0].kubernetes = {
+          namespaces: ['shop'],
+          includeResources: ['configmaps', 'pods'],
+          excludeResources: ['ingresses'],
+        };
+      }),
+    );
+    assert.equal(result.ok, false);
+    if (result.ok) return;
+    assert.deepEqual(result.problems.map((p) => p.path).sort(), [
+      'backup.policies[0].kubernetes.excludeResources[0]',
+      'backup.policies[0].kubernetes.includeResources[1]',
+    ]);
+    assert.match(result.problems[0]!.message, /not a resource Lifeboat exports \(namespaces, configmaps/);
+  });
+});
+
 describe('manifest kubernetes field', () => {
   const old = {
     format: 'lifeboat-backup-manifest/v1',
