@@ -236,6 +236,31 @@ describe('second copy (3-2-1) on the local stack', () => {
     assert.match(rule.evidence.join('\n'), new RegExp(backupId));
   });
 
+  it('an incremental backup is copied too: its WAL objects, then its manifest', async () => {
+    // The rows written after the full backup are what it seals.
+    const run = await runCli(
+      ['backup', 'incremental', '--database', DB, '-f', planFile, '--json'],
+      stack.env,
+    );
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const inc = JSON.parse(run.stdout) as {
+      outcome: string;
+      backupId: string;
+      secondCopy?: SecondCopyReport;
+    };
+    assert.equal(inc.outcome, 'completed');
+    const manifestKey = repository.manifest('', DB, inc.backupId);
+    const manifest = parseManifest(Buffer.from(await secondary.get(manifestKey)).toString('utf8'));
+    assert.ok(manifest.ok, 'the manifest on the secondary validates');
+    const keys = [...manifest.manifest.objects.map((o) => o.key), manifestKey];
+    for (const key of keys) {
+      const [a, b] = await Promise.all([hashStored(primary, key), hashStored(secondary, key)]);
+      assert.equal(b.sha256, a.sha256, `${key}: sha256 on the secondary`);
+    }
+    assert.ok(inc.secondCopy && !('error' in inc.secondCopy), JSON.stringify(inc.secondCopy));
+    assert.equal(inc.secondCopy.objects, keys.length);
+  });
+
   it('a different object already on the secondary is never overwritten, and no manifest is copied past it', async () => {
     // A third location, seeded with a different object at the backup's base key.
     const other = createObjectStore(
