@@ -19,6 +19,7 @@ import {
   createS3Client,
   type ObjectStore,
 } from '../../src/activities/ports/object-store.ts';
+import { readEitherStore } from '../../src/activities/read-either.ts';
 import { copyObject, createReplicateActivities, hashStored } from '../../src/activities/replicate.ts';
 import { livePostmaster } from '../../src/activities/restore.ts';
 import { parseManifest } from '../../src/domain/manifest.ts';
@@ -291,6 +292,19 @@ describe('second copy (3-2-1) on the local stack', () => {
     // The identical object already there is success, not an error.
     const again = await copyObject(primary, secondary, base.key, { expectedSha256: base.sha256 });
     assert.equal(again.outcome, 'present');
+  });
+
+  it('wal-fetch\'s reader: an unreachable primary falls back to the secondary, and is never taken for "absent"', async () => {
+    // A primary whose endpoint refuses connections (a closed port), the real secondary.
+    const plan = loadPlan(planFile);
+    const down = createObjectStore({ ...plan.storage.primary, endpoint: 'https://127.0.0.1:9' }, stack.env);
+    const served: string[] = [];
+    const either = readEitherStore(down, secondary, (location, key) => served.push(`${location} ${key}`));
+    const key = repository.walSegment('', DB, segment);
+    assert.ok(await either.head(key));
+    assert.equal((await hashStored(either, key)).sha256, (await hashStored(secondary, key)).sha256);
+    assert.ok(served.includes(`secondary ${key}`), served.join(', '));
+    await assert.rejects(either.head(repository.walSegment('', DB, 'FFFFFFFF0000000000000000')));
   });
 
   it(
