@@ -179,6 +179,9 @@ export function createReplicateActivities(deps: {
           { key: manifestKey, sha256: undefined },
         ];
         for (const c of copies) {
+          // A worker lost mid-copy leaves an unfinished multipart upload of this key: it goes first.
+          for (const u of await secondary.listMultipartUploads(c.key))
+            if (u.key === c.key) await secondary.abortMultipartUpload(u.key, u.uploadId);
           const r = await copyObject(primary, secondary, c.key, {
             expectedSha256: c.sha256,
             onBytes: (n) => (progress.bytes += n),

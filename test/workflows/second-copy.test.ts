@@ -5,6 +5,7 @@
 // runs from the secondary and says so.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -292,6 +293,23 @@ describe('second copy (3-2-1) on the local stack', () => {
     // The identical object already there is success, not an error.
     const again = await copyObject(primary, secondary, base.key, { expectedSha256: base.sha256 });
     assert.equal(again.outcome, 'present');
+  });
+
+  it('an object larger than a copy part is streamed as a multipart upload, byte-identical, nothing left pending', async () => {
+    const key = 'second-copy-test/large.bin';
+    const body = crypto.randomBytes(17 * 1024 * 1024 + 123);
+    await primary.put(key, body);
+    const r = await copyObject(primary, secondary, key);
+    assert.equal(r.outcome, 'copied');
+    assert.equal(r.bytes, body.length);
+    const want = crypto.createHash('sha256').update(body).digest('hex');
+    assert.equal((await hashStored(secondary, key)).sha256, want);
+    const head = await secondary.head(key);
+    assert.equal(head?.size, body.length);
+    // A completed multipart upload's ETag ends in -<parts>: 16 MiB + the rest.
+    assert.match(head.etag ?? '', /-2"?$/);
+    assert.deepEqual(await secondary.listMultipartUploads('second-copy-test/'), []);
+    await Promise.all([primary.delete(key), secondary.delete(key)]);
   });
 
   it('wal-fetch\'s reader: an unreachable primary falls back to the secondary, and is never taken for "absent"', async () => {
