@@ -41,6 +41,7 @@ import { requireEnv, type Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres } from './ports/postgres.ts';
 import { describeAwsError, type StorageLocationName } from './storage.ts';
+import { backupMetrics } from './backup-metrics.ts';
 
 const MiB = 1024 * 1024;
 /** zstd threads: DESIGN.md measured 2 threads at 440 MB/s in, the pipeline's bound. */
@@ -368,6 +369,7 @@ export function createBackupActivities(deps: BackupDeps) {
         if (err instanceof LifeboatError) throw err;
         throw storageError(err, `writing the manifest ${key}`);
       }
+      backupMetrics()?.succeeded(manifest);
       return { key };
     },
   };

@@ -12,8 +12,10 @@ import {
   type LogLevel,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
+import { installBackupMetrics } from '../activities/backup-metrics.ts';
 import { dataConverterFromEnv } from '../codec/aes-gcm-codec.ts';
 import { regionTaskQueue, type Plan } from '../domain/plan.ts';
+import type { ObjectStore } from '../activities/ports/object-store.ts';
 import { TypedErrorInterceptor } from './error-interceptor.ts';
 import { buildActivityDeps } from './clients.ts';
 import { temporalTarget } from './temporal-connection.ts';
@@ -47,7 +49,11 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   });
   const connection = await NativeConnection.connect(target.connectionOptions);
   try {
-    const activities = createActivities(buildActivityDeps(opts.plan, env));
+    const deps = buildActivityDeps(opts.plan, env);
+    const activities = createActivities(deps);
+    const stopBackupMetrics = opts.metricsAddress
+      ? startBackupMetrics(opts.plan, deps.stores.primary, log)
+      : () => {};
     const interceptors = { activity: [() => ({ inbound: new TypedErrorInterceptor() })] };
     const common = {
       dataConverter: dataConverterFromEnv(env),
@@ -76,11 +82,36 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       `lifeboat worker: region ${opts.region}, polling ${SHARED_TASK_QUEUE} and ${regionQueue} on ${target.address} (namespace ${target.namespace})` +
         (opts.metricsAddress ? `, metrics on http://${opts.metricsAddress}/metrics` : ''),
     );
-    await Promise.all(workers.map((w) => w.run()));
+    await Promise.all(workers.map((w) => w.run())).finally(stopBackupMetrics);
     log('lifeboat worker: stopped cleanly');
   } finally {
     await connection.close();
   }
+}
+
+/**
+ * Backup metrics (src/activities/backup-metrics.ts) on the runtime's meter: seeded from the
+ * catalog at start and every few minutes (so a restarted worker reports the newest verified
+ * backup, and one taken by another worker shows up), ages refreshed every few seconds.
+ */
+function startBackupMetrics(
+  plan: Plan,
+  store: ObjectStore | undefined,
+  log: (line: string) => void,
+): () => void {
+  const metrics = installBackupMetrics(Runtime.instance().metricMeter);
+  const readCatalog = () => {
+    if (!store) return;
+    metrics
+      .readCatalog(store, Object.keys(plan.databases))
+      .catch((err: unknown) =>
+        log(`lifeboat worker: backup metrics: reading the catalog failed: ${String(err)}`),
+      );
+  };
+  readCatalog();
+  const timers = [setInterval(readCatalog, 5 * 60_000), setInterval(() => metrics.refreshAges(), 5_000)];
+  for (const t of timers) t.unref();
+  return () => timers.forEach(clearInterval);
 }
 
 const quietBundlerLogger = {
