@@ -318,6 +318,7 @@ class ArchiveRun {
     spoolSegments: MetricGauge;
     storageReachable: MetricGauge;
     slotSafeBytes: MetricGauge;
+    lastArchivedTime: MetricGauge;
   };
 
   control: SqlClient | undefined;
@@ -396,6 +397,13 @@ class ArchiveRun {
         'int',
         'By',
         'WAL the primary can still write before the slot is lost',
+      ),
+      // The archive lag: time() minus this in PromQL (a gauge of an age would be stale between sets).
+      lastArchivedTime: meter.createGauge(
+        'lifeboat_wal_last_archived_timestamp_seconds',
+        'float',
+        's',
+        'when the newest completed segment was stored (Unix seconds)',
       ),
     };
     this.result = {
@@ -785,6 +793,7 @@ class ArchiveRun {
     this.lastArchived = s.segment;
     this.timeline = Math.max(this.timeline ?? 0, timelineOf(s.segment));
     this.result.lastArchived = { segment: s.segment, at: new Date().toISOString() };
+    this.metrics.lastArchivedTime.set(Date.parse(this.result.lastArchived.at) / 1000);
     const end = segmentEndLsn(s.segment, segmentSize);
     if (!this.slotTarget || lsnDistance(end, this.slotTarget) > 0) this.slotTarget = end;
   }

@@ -35,7 +35,9 @@ function countBackupFailure(input: ActivityExecuteInput, err: unknown): void {
   if (!metrics || err instanceof CancelledFailure) return;
   const info = Context.current().info;
   const kind = info.workflowType ? BACKUP_WORKFLOW_KINDS[info.workflowType] : undefined;
-  if (!kind) return;
+  // The audit record every run writes at its end is not a step of the backup: its failure after a
+  // failed step would count the one failed backup twice.
+  if (!kind || info.activityType === 'writeAuditRecord') return;
   // Most steps name their database; the rest run in a workflow whose id is backup-<database>.
   const named = (input.args[0] as { database?: unknown } | undefined)?.database;
   const database =

@@ -127,7 +127,7 @@ describe('backup metrics and storage class on the local stack', () => {
     const series = await scrape(metricsUrl);
     process.stderr.write(
       `# ${[...series.entries()]
-        .filter(([k]) => k.startsWith('lifeboat_backup'))
+        .filter(([k]) => /^lifeboat_(backup|wal_last)/.test(k))
         .map(([k, v]) => `${k} ${v}`)
         .join('\n# ')}\n`,
     );
@@ -147,6 +147,12 @@ describe('backup metrics and storage class on the local stack', () => {
         `${m.kind} age ${age}`,
       );
     }
+    // WAL archive lag: the archiver stored the incremental's segments while this worker ran it.
+    const lastArchived = value(series, 'lifeboat_wal_last_archived_timestamp_seconds', { database: DB });
+    assert.ok(
+      lastArchived >= Date.parse(full.timings.startedAt) / 1000 && lastArchived <= scrapedAt / 1000,
+      `last archived ${lastArchived}`,
+    );
     assert.equal(full.kind, 'full');
     assert.equal(incremental.kind, 'incremental');
     assert.ok(!hasName(series, 'lifeboat_backup_failed'), 'no failure counted');
