@@ -127,12 +127,12 @@ describe('point-in-time restore against pgBackRest', () => {
     await dropSlot(admin, SLOT);
     // Keeps every segment from here on in pg_wal, for pgBackRest's archive-push.
     await admin.query('select pg_create_physical_replication_slot($1, true)', [SLOT]);
-    await admin.query('drop table if exists cmp_accounts, cmp_events');
+    await admin.query('drop table if exists public.cmp_accounts, public.cmp_events');
     await admin.query(
-      `create table cmp_accounts (id int primary key, balance numeric(12,2) not null, note text);
-       create table cmp_events (id bigserial primary key, account int not null, at timestamptz not null default clock_timestamp(), payload jsonb);
-       insert into cmp_accounts select g, g * 10, md5(g::text) from generate_series(1, 5000) g;
-       insert into cmp_events (account, payload) select g % 5000 + 1, jsonb_build_object('seed', g) from generate_series(1, 20000) g;`,
+      `create table public.cmp_accounts (id int primary key, balance numeric(12,2) not null, note text);
+       create table public.cmp_events (id bigserial primary key, account int not null, at timestamptz not null default clock_timestamp(), payload jsonb);
+       insert into public.cmp_accounts select g, g * 10, md5(g::text) from generate_series(1, 5000) g;
+       insert into public.cmp_events (account, payload) select g % 5000 + 1, jsonb_build_object('seed', g) from generate_series(1, 20000) g;`,
     );
 
     // Lifeboat: the WAL archiver, then a full backup.
@@ -194,12 +194,15 @@ describe('point-in-time restore against pgBackRest', () => {
     // the server's clock just after the 20th commit.
     for (let i = 1; i <= 40; i++) {
       await admin.query('begin');
-      await admin.query('update cmp_accounts set balance = balance + $1 where id % 40 = $2', [i, i % 40]);
+      await admin.query('update public.cmp_accounts set balance = balance + $1 where id % 40 = $2', [
+        i,
+        i % 40,
+      ]);
       await admin.query(
-        `insert into cmp_events (account, payload) values ($1, jsonb_build_object('step', $1::int))`,
+        `insert into public.cmp_events (account, payload) values ($1, jsonb_build_object('step', $1::int))`,
         [i],
       );
-      await admin.query('delete from cmp_events where id = $1', [i * 97]);
+      await admin.query('delete from public.cmp_events where id = $1', [i * 97]);
       await admin.query('commit');
       if (i === 20)
         target = (
@@ -254,7 +257,7 @@ describe('point-in-time restore against pgBackRest', () => {
     if (admin) {
       await dropSlot(admin, SLOT).catch(() => undefined);
       await dropSlot(admin, archiverSlotName(DB)).catch(() => undefined);
-      await admin.query('drop table if exists cmp_accounts, cmp_events').catch(() => undefined);
+      await admin.query('drop table if exists public.cmp_accounts, public.cmp_events').catch(() => undefined);
       await admin.end();
     }
     for (const o of repoStore ? await repoStore.list('').catch(() => []) : []) await repoStore.delete(o.key);
@@ -315,7 +318,7 @@ describe('point-in-time restore against pgBackRest', () => {
         assert.deepEqual(a, b);
         // The comparison means something: T is inside the workload, so both hold 20 of its 40 steps.
         const steps = await ours.query<{ n: string }>(
-          "select count(*) as n from cmp_events where payload ? 'step'",
+          "select count(*) as n from public.cmp_events where payload ? 'step'",
         );
         assert.equal(steps.rows[0]!.n, '20');
         assert.ok(a['public.cmp_accounts'] && a['public.cmp_events']);
