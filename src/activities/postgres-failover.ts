@@ -91,24 +91,46 @@ export function createPostgresFailoverActivities(deps: { plan: Plan; env: Enviro
         // pg_reload_conf() only signals the postmaster: until it has re-read its configuration,
         // new sessions still start writable, and one of them could commit after the final LSN
         // (a planned switchover's test lost such a row). Wait until a new session is read-only.
-        for (let i = 0; ; i++) {
+        let fencedAt: string | undefined;
+        for (let i = 0; !fencedAt; i++) {
           const probe = await connect(input.region, input.database, 3000);
           try {
-            const ro = await probe.query<{ v: string }>(
-              `select current_setting('default_transaction_read_only') as v`,
+            const ro = await probe.query<{ v: string; t: string }>(
+              `select current_setting('default_transaction_read_only') as v, clock_timestamp()::text as t`,
             );
-            if (ro.rows[0]!.v === 'on') break;
+            if (ro.rows[0]!.v === 'on') fencedAt = ro.rows[0]!.t;
           } finally {
             await probe.end().catch(() => undefined);
           }
+          if (fencedAt) break;
           if (i >= 100) throw new LifeboatError('Unreachable', 'the fence did not take effect within 10 s');
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
-        // Sessions from before the fence are ended, and waited for (5 s each), before the final LSN.
+        // Sessions from before the fence are ended, and waited for (5 s each). pg_signal_backend
+        // cannot end a superuser's session (asking is an error), so those are not asked.
         await c.query(
-          `select pg_terminate_backend(pid, 5000) from pg_stat_activity
-            where pid <> pg_backend_pid() and backend_type = 'client backend'`,
+          `select pg_terminate_backend(a.pid, 5000) from pg_stat_activity a join pg_roles r on r.oid = a.usesysid
+            where a.pid <> pg_backend_pid() and a.backend_type = 'client backend' and not r.rolsuper`,
         );
+        // Every transaction begun since the fence took effect is read-only; one begun before may
+        // still commit (a superuser's, or one that outlived its termination). The final LSN is
+        // taken only when none is left, so no committed write can follow it.
+        for (let i = 0; ; i++) {
+          const open = await c.query<{ pid: number; usename: string | null; xact_start: string }>(
+            `select pid, usename, xact_start::text from pg_stat_activity
+              where pid <> pg_backend_pid() and backend_type = 'client backend' and xact_start < $1::timestamptz`,
+            [fencedAt],
+          );
+          if (open.rows.length === 0) break;
+          if (i >= 50)
+            throw new LifeboatError(
+              'Unreachable',
+              `sessions hold transactions begun before the fence and may still commit: ${open.rows
+                .map((r) => `pid ${r.pid} (${r.usename ?? 'unknown user'}, since ${r.xact_start})`)
+                .join(', ')}; end them (pg_terminate_backend as a superuser) and the fence is retried`,
+            );
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
         const lsn = await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
         return {
           fenced: true,

@@ -10,11 +10,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import pg from 'pg';
 import { stringify } from 'yaml';
 import { createDnsZone } from '../../src/activities/ports/dns-zone.ts';
 import type { FailoverProgress, FailoverResult } from '../../src/domain/failover.ts';
 import type { MonitorStatus } from '../../src/domain/monitor.ts';
-import { postgresInRecovery, stopPostgres, walReceiverStatus } from '../../src/stack/postgres-clusters.ts';
+import {
+  postgresInRecovery,
+  socketDir,
+  stopPostgres,
+  walReceiverStatus,
+} from '../../src/stack/postgres-clusters.ts';
 import { startRoute53Server, stopRoute53Server } from '../../src/stack/route53-server.ts';
 import { leakedSecrets } from '../support/history.ts';
 import { adminQuery, primaryTimeline, restoreStackShape } from '../support/failover.ts';
@@ -549,6 +555,48 @@ describe('regional failover on the local stack', () => {
     } finally {
       writing = false;
       await workload;
+      await restoreStackShape(stack);
+    }
+  });
+  it("planned switchover waits for a superuser's transaction begun before the fence; its committed row is on the new primary", async () => {
+    // The fence's role may not end a superuser's session: the final LSN must wait for it instead.
+    const su = new pg.Client({
+      host: socketDir(stack.layout, 'us-east-1'),
+      port: stack.layout.postgres['us-east-1'].port,
+      user: stack.layout.postgres.superuser,
+      database: stack.layout.postgres.database,
+    });
+    su.on('error', () => undefined);
+    await su.connect();
+    try {
+      await su.query('begin');
+      const [row] = (
+        await su.query<{ id: string }>(
+          'insert into public.orders (amount) values (3.33) returning id::text as id',
+        )
+      ).rows;
+      const started = await startFailover(['--planned'], 'us-west-2');
+      assert.equal(started.code, 0, started.stderr);
+      await waitPhase(started.handle, ['awaiting-approval']);
+      for (const who of ['alice', 'bob'])
+        assert.equal((await runCli(['approve', WORKFLOW_ID, '--as', who], env())).code, 0);
+      await waitPhase(started.handle, ['fencing']);
+      await sleep(1500);
+      // The open transaction holds the final LSN back: still fencing, the target not promoted.
+      assert.equal((await progress(started.handle)).phase, 'fencing');
+      assert.equal(await postgresInRecovery(stack.layout, 'us-west-2'), true);
+      await su.query('commit');
+      const result = (await started.handle.result()) as FailoverResult;
+      assert.equal(result.outcome, 'switched-over', result.message);
+      const there = await adminQuery<{ id: string }>(
+        stack,
+        'us-west-2',
+        'select id::text as id from public.orders where id = $1',
+        [row!.id],
+      );
+      assert.deepEqual(there, [{ id: row!.id }]);
+    } finally {
+      await su.end().catch(() => undefined);
       await restoreStackShape(stack);
     }
   });
