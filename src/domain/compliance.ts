@@ -3,8 +3,9 @@
 // reads the repository and hands the evidence in, so each rule is tested table-driven. A rule
 // that cannot be proven fails: an unreadable manifest is not an encrypted one, and a plan that
 // names a second location proves nothing until that location holds the backups.
-import { tierTargets, judge, type DrillReport } from './drill-report.ts';
-import { formatDuration, parseDuration } from './duration.ts';
+import { databaseObjectives } from './drill.ts';
+import { judge, type DrillReport } from './drill-report.ts';
+import { formatDuration } from './duration.ts';
 import type { BackupManifest } from './manifest.ts';
 import type { Plan } from './plan.ts';
 import type { WalListing } from './restore.ts';
@@ -164,8 +165,8 @@ export function secondLocation(database: string, tier: number, ev: DatabaseEvide
 }
 
 /**
- * The objectives a drill is judged against today: the database's own when the plan states them,
- * else its tier's (the same rule the drill workflow applies when it writes its verdicts).
+ * The objectives a drill is judged against today: the drill workflow's own rule (databaseObjectives),
+ * with where the targets came from, for the evidence.
  */
 export function objectivesOf(
   database: string,
@@ -175,16 +176,11 @@ export function objectivesOf(
   rpoMs: number;
   source: string;
 } {
-  const tier = tierTargets(db.tier);
-  const rto = db.objectives?.rto ? parseDuration(db.objectives.rto) : undefined;
-  const rpo = db.objectives?.rpo ? parseDuration(db.objectives.rpo) : undefined;
+  const { rtoMs, rpoMs, fromPlan } = databaseObjectives(db);
   return {
-    rtoMs: rto ?? tier.rtoMs,
-    rpoMs: rpo ?? tier.rpoMs,
-    source:
-      rto !== undefined || rpo !== undefined
-        ? `the plan's objectives for ${database}`
-        : `tier ${db.tier}'s targets`,
+    rtoMs,
+    rpoMs,
+    source: fromPlan ? `the plan's objectives for ${database}` : `tier ${db.tier}'s targets`,
   };
 }
 

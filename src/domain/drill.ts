@@ -83,13 +83,31 @@ export interface DrillProgress {
   error?: string;
 }
 
-/** The recovery objectives of a database: the plan's own, else its tier's. */
-export function drillTargets(plan: Plan, database: string): { rtoMs: number; rpoMs: number; tier: number } {
-  const db = plan.databases[database]!;
+/**
+ * The one rule for what a database must meet: the plan's own objectives, else its tier's.
+ * `fromPlan` says whether the plan states either objective (compliance names where targets came from).
+ */
+export function databaseObjectives(db: Plan['databases'][string]): {
+  tier: number;
+  rtoMs: number;
+  rpoMs: number;
+  fromPlan: boolean;
+} {
   const tier = tierTargets(db.tier);
   const rto = db.objectives?.rto ? parseDuration(db.objectives.rto) : undefined;
   const rpo = db.objectives?.rpo ? parseDuration(db.objectives.rpo) : undefined;
-  return { tier: db.tier, rtoMs: rto ?? tier.rtoMs, rpoMs: rpo ?? tier.rpoMs };
+  return {
+    tier: db.tier,
+    rtoMs: rto ?? tier.rtoMs,
+    rpoMs: rpo ?? tier.rpoMs,
+    fromPlan: rto !== undefined || rpo !== undefined,
+  };
+}
+
+/** The recovery objectives a drill is judged against (kept to these three fields: drill reports carry them). */
+export function drillTargets(plan: Plan, database: string): { rtoMs: number; rpoMs: number; tier: number } {
+  const { tier, rtoMs, rpoMs } = databaseObjectives(plan.databases[database]!);
+  return { tier, rtoMs, rpoMs };
 }
 
 /** The drill policy named by the input, or a problem in words. */

@@ -4,11 +4,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   evaluateCompliance,
+  objectivesOf,
   retentionYears,
   type DatabaseEvidence,
   type RuleId,
   type RuleStatus,
 } from '../../src/domain/compliance.ts';
+import { drillTargets } from '../../src/domain/drill.ts';
 import { fullBackupManifest, type BackupManifest } from '../../src/domain/manifest.ts';
 import { planSchema, type Plan } from '../../src/domain/plan.ts';
 import { drillReportFixture, failedDrillReportFixture } from '../support/drill-reports.ts';
@@ -320,6 +322,33 @@ describe('compliance rules', () => {
       assert.equal(s[c.rule]!.status, c.status, s[c.rule]!.evidence);
       assert.match(s[c.rule]!.evidence, c.evidence);
     });
+
+  it('judges a drill by the same targets the drill workflow writes into its report', () => {
+    const cases: { name: string; edit: (p: any) => void; source: RegExp }[] = [
+      { name: 'tier only', edit: () => {}, source: /^tier \d's targets$/ },
+      {
+        name: 'rpo only',
+        edit: (p) => (p.databases.orders.objectives = { rpo: '30s' }),
+        source: /plan's objectives/,
+      },
+      {
+        name: 'both',
+        edit: (p) => (p.databases.orders.objectives = { rto: '2m', rpo: '1m' }),
+        source: /plan's/,
+      },
+    ];
+    for (const c of cases) {
+      const plan = planSchema.parse(editedPlan(c.edit));
+      const drill = drillTargets(plan, 'orders');
+      const compliance = objectivesOf('orders', plan.databases.orders!);
+      assert.deepEqual(
+        { rtoMs: compliance.rtoMs, rpoMs: compliance.rpoMs },
+        { rtoMs: drill.rtoMs, rpoMs: drill.rpoMs },
+        c.name,
+      );
+      assert.match(compliance.source, c.source, c.name);
+    }
+  });
 
   it('retention years: the longest-reaching period counts', () => {
     assert.equal(retentionYears({ daily: 7, weekly: 4, monthly: 12, yearly: 0 }), 1);
