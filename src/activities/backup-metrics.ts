@@ -4,8 +4,8 @@
 // labels: {database, kind} (and `type` for failures), no activity_type/task_queue.
 import type { MetricCounter, MetricGauge, MetricMeter } from '@temporalio/common';
 import type { BackupManifest } from '../domain/manifest.ts';
+import { ManifestCache } from './manifest-cache.ts';
 import type { ObjectStore } from './ports/object-store.ts';
-import { readCatalog } from './catalog.ts';
 
 export type BackupKind = BackupManifest['kind'];
 export const BACKUP_KINDS: readonly BackupKind[] = ['full', 'incremental'];
@@ -29,6 +29,8 @@ export class BackupMetrics {
   private readonly m: Instruments;
   /** Newest verified backup time (ms) per `database\0kind`, for the age gauge. */
   private readonly newest = new Map<string, number>();
+  /** What the catalog held at the last refresh (and manifests written since): only new keys are read. */
+  private readonly manifests = new ManifestCache();
 
   constructor(meter: MetricMeter) {
     this.m = {
@@ -72,6 +74,7 @@ export class BackupMetrics {
   /** A backup completed: its manifest (the source of every figure) was written. */
   succeeded(manifest: BackupManifest): void {
     this.m.succeeded.add(1, { database: manifest.database, kind: manifest.kind });
+    this.manifests.note(manifest);
     this.last(manifest);
   }
 
@@ -80,18 +83,28 @@ export class BackupMetrics {
   }
 
   /**
-   * Seeds the gauges from the catalog: after a worker restart the last backup's figures and the
-   * newest verified backup are what storage says, not absent until the next backup.
+   * Sets the gauges from the catalog: after a worker restart the last backup's figures and the
+   * newest verified backup are what storage says, not absent until the next backup; a backup
+   * another worker took shows up, and a deleted (pruned) one leaves the figures. Each refresh
+   * reads only the manifests it has not read before.
    */
   async readCatalog(store: ObjectStore, databases: string[]): Promise<void> {
     for (const database of databases) {
-      const { manifests } = await readCatalog(store, database);
+      const manifests = await this.manifests.refresh(store, database);
       for (const kind of BACKUP_KINDS) {
         const ofKind = manifests.filter((m) => m.kind === kind);
         const newest = ofKind.at(-1);
-        if (newest) this.last(newest, false);
-        const verified = ofKind.filter((m) => m.verification.verified).at(-1);
-        if (verified) this.verified(database, kind, verified.verification.at);
+        if (newest) this.last(newest);
+        const verified = ofKind
+          .filter((m) => m.verification.verified)
+          .reduce<BackupManifest | undefined>(
+            (a, m) => (!a || Date.parse(m.verification.at) >= Date.parse(a.verification.at) ? m : a),
+            undefined,
+          );
+        // The catalog is the truth here: a newest verified backup since deleted may lower the time.
+        if (verified) this.verified(database, kind, verified.verification.at, true);
+        // The gauges have no removal: with no verified backup left, the age stops being refreshed.
+        else this.newest.delete(`${database}\0${kind}`);
       }
     }
   }
@@ -104,21 +117,18 @@ export class BackupMetrics {
     }
   }
 
-  private last(manifest: BackupManifest, current = true): void {
+  private last(manifest: BackupManifest): void {
     const tags = { database: manifest.database, kind: manifest.kind };
-    const key = `${manifest.database}\0${manifest.kind}`;
-    // A catalog read must not overwrite the figures of a backup this worker saw finish later.
-    if (!current && (this.newest.get(key) ?? 0) > Date.parse(manifest.verification.at)) return;
     this.m.duration.set(manifest.timings.totalMs / 1000, tags);
     this.m.storedBytes.set(manifest.sizes.stored, tags);
     if (manifest.verification.verified)
       this.verified(manifest.database, manifest.kind, manifest.verification.at);
   }
 
-  private verified(database: string, kind: BackupKind, at: string): void {
+  private verified(database: string, kind: BackupKind, at: string, fromCatalog = false): void {
     const key = `${database}\0${kind}`;
     const ms = Date.parse(at);
-    if ((this.newest.get(key) ?? 0) > ms) return;
+    if (!fromCatalog && (this.newest.get(key) ?? 0) > ms) return;
     this.newest.set(key, ms);
     this.m.newestVerified.set(ms / 1000, { database, kind });
     this.refreshAges();

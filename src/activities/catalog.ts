@@ -19,7 +19,7 @@ export async function readCatalog(store: ObjectStore, database: string): Promise
     .filter((o) => o.key.endsWith('.json'))
     // Oldest first by the time in the id (`<db>-<kind>-<time>`): sorting whole keys would list
     // every full backup before every incremental.
-    .sort((a, b) => timeOfKey(a.key).localeCompare(timeOfKey(b.key)) || a.key.localeCompare(b.key));
+    .sort((a, b) => byBackupTime(a.key, b.key));
   const catalog: Catalog = { entries: [], manifests: [], problems: [] };
   const texts = await Promise.all(
     objects.map(async (o) => ({ key: o.key, text: Buffer.from(await store.get(o.key)).toString('utf8') })),
@@ -59,6 +59,11 @@ export async function readWalListing(
   }
   wal.segments.sort();
   return { wal, keys: objects.map((o) => o.key) };
+}
+
+/** Orders manifest keys oldest first by the time in the backup id. */
+export function byBackupTime(a: string, b: string): number {
+  return timeOfKey(a).localeCompare(timeOfKey(b)) || a.localeCompare(b);
 }
 
 function timeOfKey(key: string): string {

@@ -92,7 +92,8 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
 /**
  * Backup metrics (src/activities/backup-metrics.ts) on the runtime's meter: seeded from the
  * catalog at start and every few minutes (so a restarted worker reports the newest verified
- * backup, and one taken by another worker shows up), ages refreshed every few seconds.
+ * backup, and one taken by another worker shows up; each refresh reads only new manifests), ages
+ * refreshed every few seconds.
  */
 function startBackupMetrics(
   plan: Plan,
