@@ -131,12 +131,14 @@ export function createPostgresFailoverActivities(deps: { plan: Plan; env: Enviro
             );
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
-        const lsn = await c.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+        const lsn = await c.query<{ lsn: string; t: string }>(
+          'select pg_current_wal_lsn()::text as lsn, clock_timestamp()::text as t',
+        );
         return {
           fenced: true,
           epoch,
           finalLsn: lsn.rows[0]!.lsn,
-          detail: `read-only (default_transaction_read_only = on), client sessions ended, epoch ${epoch}`,
+          detail: `read-only (default_transaction_read_only = on) from ${fencedAt}, client sessions ended, final LSN read at ${lsn.rows[0]!.t}, epoch ${epoch}`,
         };
       } finally {
         await c.end().catch(() => undefined);
