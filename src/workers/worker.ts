@@ -1,13 +1,11 @@
 // The composition root: reads the plan and the environment, builds real clients, and runs the
 // workers of one region — `lifeboat` (workflows and region-agnostic activities) and
 // `lifeboat-<region>` (activities that must run where that region's systems are).
-import { createRequire } from 'node:module';
 import {
   DefaultLogger,
   NativeConnection,
   Runtime,
   Worker,
-  bundleWorkflowCode,
   makeTelemetryFilterString,
   type LogLevel,
 } from '@temporalio/worker';
@@ -19,6 +17,7 @@ import type { ObjectStore } from '../activities/ports/object-store.ts';
 import { TypedErrorInterceptor } from './error-interceptor.ts';
 import { buildActivityDeps } from './clients.ts';
 import { temporalTarget } from './temporal-connection.ts';
+import { workflowBundle } from './workflow-bundle.ts';
 
 export const SHARED_TASK_QUEUE = 'lifeboat';
 
@@ -30,8 +29,6 @@ export interface WorkerOptions {
   env?: NodeJS.ProcessEnv;
   log?: (line: string) => void;
 }
-
-const require = createRequire(import.meta.url);
 
 export async function runWorker(opts: WorkerOptions): Promise<void> {
   const env = opts.env ?? process.env;
@@ -67,15 +64,10 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       // send them at least every 5 s rather than the SDK's 0.8 × heartbeat timeout.
       maxHeartbeatThrottleInterval: '5s',
     };
-    const workflowBundle = await bundleWorkflowCode({
-      workflowsPath: require.resolve('../workflows/index.ts'),
-      // Every run leaves a write-once audit record in the repository (src/workflows/audit-interceptor.ts).
-      workflowInterceptorModules: [require.resolve('../workflows/audit-interceptor.ts')],
-      logger: quietBundlerLogger,
-    });
+    const bundle = await workflowBundle(log);
     const regionQueue = regionTaskQueue(opts.plan, opts.region);
     const workers = await Promise.all([
-      Worker.create({ ...common, taskQueue: SHARED_TASK_QUEUE, workflowBundle }),
+      Worker.create({ ...common, taskQueue: SHARED_TASK_QUEUE, workflowBundle: bundle }),
       Worker.create({ ...common, taskQueue: regionQueue }),
     ]);
     log(
@@ -114,15 +106,6 @@ function startBackupMetrics(
   for (const t of timers) t.unref();
   return () => timers.forEach(clearInterval);
 }
-
-const quietBundlerLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (message: string) => process.stderr.write(`bundler: ${message}\n`),
-  error: (message: string) => process.stderr.write(`bundler: ${message}\n`),
-};
 
 const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
 function logLevel(value: string | undefined): LogLevel {
