@@ -6,8 +6,6 @@
 // `--i-understand-this-is-production`. Exit 0 when the drill passed, 1 when it failed or was
 // cancelled, 2 on bad input.
 import os from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowFailedError } from '@temporalio/client';
 import {
   failoverDrillProblems,
   summarizeDrill,
@@ -17,10 +15,9 @@ import {
 import type { DrillReport } from '../domain/drill-report.ts';
 import { workflowIds } from '../domain/naming.ts';
 import { parseRestoreTarget } from '../domain/restore.ts';
-import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
-import { webUiLink } from '../workers/temporal-connection.ts';
 import type { drDrillWorkflow } from '../workflows/dr-drill.ts';
 import { parseCommandArgs } from './args.ts';
+import { startAndFollow } from './follow-workflow.ts';
 import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
@@ -96,48 +93,24 @@ export async function run(argv: string[]): Promise<number> {
   const { client, target, close } = await connectClient();
   try {
     const workflowId = workflowIds.drill(database, new Date());
-    const handle = await client.workflow.start<typeof drDrillWorkflow>('drDrillWorkflow', {
-      taskQueue: SHARED_TASK_QUEUE,
+    const run = await startAndFollow<typeof drDrillWorkflow, DrillProgress>(client, target, {
+      workflowType: 'drDrillWorkflow',
       workflowId,
       args: [input],
-      workflowIdConflictPolicy: 'FAIL',
       staticSummary: `DR drill of ${database} in ${region} (${to})`,
+      startedLine: `drill of ${database} in ${region} started`,
+      json: Boolean(args.json),
+      detach: Boolean(args.detach),
+      render: renderDrillProgress,
     });
-    const link = webUiLink(target, workflowId);
-    if (!args.json)
-      process.stderr.write(`drill of ${database} in ${region} started: ${workflowId}\n  ${link}\n`);
-    if (args.detach) {
-      if (args.json) printJson({ workflowId, runId: handle.firstExecutionRunId, webUi: link });
-      return EXIT.ok;
+    if (run.outcome === 'detached') return EXIT.ok;
+    if (run.outcome === 'failed') {
+      // Cancelled drills still wrote their report; say where.
+      printError(`${workflowId}: ${run.error.cause?.message ?? run.error.message}`);
+      return EXIT.failed;
     }
-    let stopped = false;
-    const follow = args.json
-      ? undefined
-      : (async () => {
-          let shown = '';
-          while (!stopped) {
-            const p = await handle.query<DrillProgress>('progress').catch(() => undefined);
-            const line = p ? renderDrillProgress(p) : '';
-            if (line && line !== shown) process.stderr.write(`${line}\n`);
-            shown = line || shown;
-            await sleep(1000);
-          }
-        })();
-    let report: DrillReport;
-    try {
-      report = await handle.result();
-    } catch (err) {
-      if (err instanceof WorkflowFailedError) {
-        // Cancelled drills still wrote their report; say where.
-        printError(`${workflowId}: ${err.cause?.message ?? err.message}`);
-        return EXIT.failed;
-      }
-      throw err;
-    } finally {
-      stopped = true;
-      await follow;
-    }
-    if (args.json) printJson({ webUi: link, ...report });
+    const report: DrillReport = run.result;
+    if (args.json) printJson({ webUi: run.link, ...report });
     else process.stdout.write(`${summarizeDrill(report)}\n`);
     return report.outcome === 'passed' ? EXIT.ok : EXIT.failed;
   } finally {

@@ -2,8 +2,6 @@
 // [--cutover [--approval-timeout D]] [--detach]`: starts pointInTimeRestoreWorkflow and waits for its result unless --detach.
 // A target outside the recoverable window fails at once, saying what the window is.
 import os from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowFailedError } from '@temporalio/client';
 import { describeApprovals } from '../domain/approval.ts';
 import { parseDuration } from '../domain/duration.ts';
 import { workflowIds } from '../domain/naming.ts';
@@ -15,10 +13,9 @@ import {
   type RestoreProgress,
   type RestoreResult,
 } from '../domain/restore.ts';
-import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
-import { webUiLink } from '../workers/temporal-connection.ts';
 import type { pointInTimeRestoreWorkflow } from '../workflows/point-in-time-restore.ts';
 import { parseCommandArgs } from './args.ts';
+import { startAndFollow } from './follow-workflow.ts';
 import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
@@ -92,50 +89,23 @@ export async function run(argv: string[]): Promise<number> {
   const { client, target, close } = await connectClient();
   try {
     const workflowId = workflowIds.restore(database, new Date());
-    const handle = await client.workflow.start<typeof pointInTimeRestoreWorkflow>(
-      'pointInTimeRestoreWorkflow',
-      {
-        taskQueue: SHARED_TASK_QUEUE,
-        workflowId,
-        args: [input],
-        workflowIdConflictPolicy: 'FAIL',
-        staticSummary: `restore ${database} to ${to} in ${region}`,
-      },
-    );
-    const link = webUiLink(target, workflowId);
-    if (!args.json)
-      process.stderr.write(`restore of ${database} to ${to} started: ${workflowId}\n  ${link}\n`);
-    if (args.detach) {
-      if (args.json) printJson({ workflowId, runId: handle.firstExecutionRunId, webUi: link });
-      return EXIT.ok;
+    const run = await startAndFollow<typeof pointInTimeRestoreWorkflow, RestoreProgress>(client, target, {
+      workflowType: 'pointInTimeRestoreWorkflow',
+      workflowId,
+      args: [input],
+      staticSummary: `restore ${database} to ${to} in ${region}`,
+      startedLine: `restore of ${database} to ${to} started`,
+      json: Boolean(args.json),
+      detach: Boolean(args.detach),
+      render: renderRestoreProgress,
+    });
+    if (run.outcome === 'detached') return EXIT.ok;
+    if (run.outcome === 'failed') {
+      printError(run.error.cause?.message ?? run.error.message);
+      return EXIT.failed;
     }
-    let stopped = false;
-    const follow = args.json
-      ? undefined
-      : (async () => {
-          let shown = '';
-          while (!stopped) {
-            const p = await handle.query<RestoreProgress>('progress').catch(() => undefined);
-            const line = p ? renderRestoreProgress(p) : '';
-            if (line && line !== shown) process.stderr.write(`${line}\n`);
-            shown = line || shown;
-            await sleep(1000);
-          }
-        })();
-    let result: RestoreResult;
-    try {
-      result = await handle.result();
-    } catch (err) {
-      if (err instanceof WorkflowFailedError) {
-        printError(err.cause?.message ?? err.message);
-        return EXIT.failed;
-      }
-      throw err;
-    } finally {
-      stopped = true;
-      await follow;
-    }
-    if (args.json) printJson({ workflowId, webUi: link, ...result });
+    const result: RestoreResult = run.result;
+    if (args.json) printJson({ workflowId, webUi: run.link, ...result });
     else process.stdout.write(`${summarizeRestore(result)}\n`);
     // A cutover that was asked for and did not happen is a failed operation (the restore stands).
     return result.cutover && result.cutover.outcome !== 'approved' ? EXIT.failed : EXIT.ok;
