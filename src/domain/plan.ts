@@ -91,6 +91,31 @@ const database = z.strictObject({
   validationQueries: z.array(validationQuery).default([]),
 });
 
+/** S3 storage classes whose objects can be read at once, as verification and restores must. */
+const READABLE_STORAGE_CLASSES = [
+  'STANDARD',
+  'STANDARD_IA',
+  'ONEZONE_IA',
+  'INTELLIGENT_TIERING',
+  'GLACIER_IR',
+  'REDUCED_REDUNDANCY',
+  'EXPRESS_ONEZONE',
+  'OUTPOSTS',
+  'SNOW',
+] as const;
+const storageClass = z.string().superRefine((value, ctx) => {
+  if (value === 'GLACIER' || value === 'DEEP_ARCHIVE')
+    ctx.addIssue({
+      code: 'custom',
+      message: `${value} objects must be restored (hours) before they can be read, and Lifeboat reads every backup back to verify it and reads WAL at once to restore: write STANDARD, STANDARD_IA or GLACIER_IR and let a bucket lifecycle rule move old backups to ${value}`,
+    });
+  else if (!(READABLE_STORAGE_CLASSES as readonly string[]).includes(value))
+    ctx.addIssue({
+      code: 'custom',
+      message: `unknown S3 storage class "${value}": expected one of ${READABLE_STORAGE_CLASSES.join(', ')}`,
+    });
+});
+
 const storageLocation = z.strictObject({
   url: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'expected s3://bucket[/prefix]'),
   endpoint: z.url().optional(),
@@ -99,7 +124,7 @@ const storageLocation = z.strictObject({
   caFile: z.string().optional(),
   accessKeyIdEnv: envName.optional(),
   secretAccessKeyEnv: envName.optional(),
-  storageClass: z.string().optional(),
+  storageClass: storageClass.optional(),
 });
 
 const storage = z.strictObject({

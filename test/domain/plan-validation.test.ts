@@ -84,6 +84,20 @@ describe('plan validation', () => {
       problems: [['backup.policies[0].full', /exactly one of cron or every/]],
     },
     {
+      name: 'storage class that cannot be read back at once, and one S3 does not know',
+      edit: (p) => {
+        p.storage.primary.storageClass = 'DEEP_ARCHIVE';
+        p.storage.secondary = { url: 's3://copy', storageClass: 'STANDARD_IAA' };
+      },
+      problems: [
+        ['storage.primary.storageClass', /DEEP_ARCHIVE objects must be restored.*lifecycle rule/],
+        [
+          'storage.secondary.storageClass',
+          /unknown S3 storage class "STANDARD_IAA": expected one of STANDARD,/,
+        ],
+      ],
+    },
+    {
       name: 'several mistakes are all reported at once',
       edit: (p) => {
         p.name = 'Not Valid';
