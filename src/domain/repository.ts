@@ -74,6 +74,10 @@ export const repository = {
   /** Kubernetes objects, content-addressed by the sha256 of their normalised JSON. */
   clusterObject: (prefix: string, cluster: string, sha256: string) =>
     joinKey(prefix, 'clusters', cluster, 'objects', sha256.slice(0, 2), `${sha256}.json.zst.age`),
+  clusterObjectsPrefix: (prefix: string, cluster: string) =>
+    joinKey(prefix, 'clusters', cluster, 'objects') + '/',
+  clusterSnapshotsPrefix: (prefix: string, cluster: string) =>
+    joinKey(prefix, 'clusters', cluster, 'snapshots') + '/',
   clusterSnapshot: (prefix: string, cluster: string, id: string) =>
     joinKey(prefix, 'clusters', cluster, 'snapshots', `${id}.json`),
 
