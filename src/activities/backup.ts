@@ -65,11 +65,15 @@ export function createBackupActivities(deps: BackupDeps) {
   return {
     /** The primary bucket answers and lets us in; retried by the workflow while it does not. */
     async checkBackupStorage(): Promise<void> {
+      let lockProblem: string | undefined;
       try {
         await primaryStore().headBucket();
+        lockProblem = await primaryStore().objectLockProblem();
       } catch (err) {
         throw storageError(err, `storage ${where()}`);
       }
+      // Written unlocked, a backup could be deleted by anyone holding the worker's credentials.
+      if (lockProblem) throw new LifeboatError('InvalidInput', `storage ${where()}: ${lockProblem}`);
     },
 
     /**

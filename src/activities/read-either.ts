@@ -196,5 +196,6 @@ export function readEitherStore(
     completeMultipartUpload: readOnly,
     abortMultipartUpload: readOnly,
     listMultipartUploads: readOnly,
+    objectLockProblem: readOnly,
   };
 }

@@ -18,6 +18,9 @@ export function createStorageActivities(deps: { stores: Partial<Record<StorageLo
       let step = 'HeadBucket';
       try {
         await store.headBucket();
+        step = 'GetObjectLockConfiguration';
+        const lockProblem = await store.objectLockProblem();
+        if (lockProblem) return { system: 'storage', target, ok: false, detail: lockProblem };
         step = 'PutObject';
         await store.put(key, body);
         step = 'GetObject';

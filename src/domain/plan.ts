@@ -125,6 +125,12 @@ const storageLocation = z.strictObject({
   accessKeyIdEnv: envName.optional(),
   secretAccessKeyEnv: envName.optional(),
   storageClass: storageClass.optional(),
+  /**
+   * S3 Object Lock retention set on every object as it is written (the bucket must have Object
+   * Lock enabled), so a stolen worker credential cannot delete backups: under COMPLIANCE nobody
+   * can before the date, under GOVERNANCE only a principal allowed s3:BypassGovernanceRetention.
+   */
+  objectLock: z.strictObject({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), retain: duration }).optional(),
 });
 
 const storage = z.strictObject({

@@ -98,6 +98,14 @@ describe('plan validation', () => {
       ],
     },
     {
+      name: 'Object Lock with an unknown mode and a retention that is not a duration',
+      edit: (p) => (p.storage.primary.objectLock = { mode: 'LEGAL', retain: 'a month' }),
+      problems: [
+        ['storage.primary.objectLock.mode', /GOVERNANCE.*COMPLIANCE/],
+        ['storage.primary.objectLock.retain', /duration/],
+      ],
+    },
+    {
       name: 'several mistakes are all reported at once',
       edit: (p) => {
         p.name = 'Not Valid';

@@ -12,12 +12,14 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  GetObjectLockConfigurationCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { parseDuration } from '../../domain/duration.ts';
 import { joinKey, parseS3Url } from '../../domain/naming.ts';
 import type { StorageLocation } from '../../domain/plan.ts';
 import { requireEnv, type Environment } from './environment.ts';
@@ -27,6 +29,11 @@ export interface ObjectStore {
   readonly prefix: string;
   /** Fails unless the bucket exists and the credentials may use it. */
   headBucket(): Promise<void>;
+  /**
+   * Why the plan's Object Lock cannot be applied here (it asks for it, the bucket has none), or
+   * undefined when writes will be locked as asked or no lock is asked for.
+   */
+  objectLockProblem(): Promise<string | undefined>;
   /** Writes an object under the store's prefix. */
   put(key: string, body: Uint8Array | string): Promise<void>;
   /** Reads a whole object under the store's prefix. */
@@ -111,11 +118,36 @@ export function createObjectStore(location: StorageLocation, env: Environment): 
     joinKey(prefix, keyPrefix) + (keyPrefix.endsWith('/') && joinKey(prefix, keyPrefix) ? '/' : '');
   const relative = (key: string) =>
     prefix && key.startsWith(`${prefix}/`) ? key.slice(prefix.length + 1) : key;
+  // What every write carries: the storage class, and Object Lock retention counted from the write.
+  const retainMs = location.objectLock ? parseDuration(location.objectLock.retain)! : 0;
+  const writeOptions = () => ({
+    StorageClass: location.storageClass as never,
+    ...(location.objectLock
+      ? {
+          ObjectLockMode: location.objectLock.mode,
+          ObjectLockRetainUntilDate: new Date(Date.now() + retainMs),
+        }
+      : {}),
+  });
   return {
     bucket,
     prefix,
     async headBucket() {
       await s3().send(new HeadBucketCommand({ Bucket: bucket }));
+    },
+    async objectLockProblem() {
+      if (!location.objectLock) return undefined;
+      let enabled: boolean;
+      try {
+        const out = await s3().send(new GetObjectLockConfigurationCommand({ Bucket: bucket }));
+        enabled = out.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+      } catch (err) {
+        if ((err as { name?: string }).name !== 'ObjectLockConfigurationNotFoundError') throw err;
+        enabled = false;
+      }
+      return enabled
+        ? undefined
+        : `the plan asks for S3 Object Lock (${location.objectLock.mode}, ${location.objectLock.retain}) but bucket ${bucket} has no Object Lock enabled: create the bucket with Object Lock, or remove objectLock from the plan`;
     },
     async put(key, body) {
       await s3().send(
@@ -123,7 +155,7 @@ export function createObjectStore(location: StorageLocation, env: Environment): 
           Bucket: bucket,
           Key: full(key),
           Body: body,
-          StorageClass: location.storageClass as never,
+          ...writeOptions(),
         }),
       );
     },
@@ -184,7 +216,7 @@ export function createObjectStore(location: StorageLocation, env: Environment): 
         new CreateMultipartUploadCommand({
           Bucket: bucket,
           Key: full(key),
-          StorageClass: location.storageClass as never,
+          ...writeOptions(),
         }),
       );
       if (!out.UploadId) throw new Error(`CreateMultipartUpload of ${full(key)} returned no upload id`);
