@@ -30,8 +30,12 @@ export async function workflowBundle(
   const started = Date.now();
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows/index.ts'),
-    // Every run leaves a write-once audit record in the repository (src/workflows/audit-interceptor.ts).
-    workflowInterceptorModules: [require.resolve('../workflows/audit-interceptor.ts')],
+    // Every run leaves a write-once audit record in the repository (src/workflows/audit-interceptor.ts),
+    // and backup runs that fail are counted (src/workflows/backup-run-metrics-interceptor.ts).
+    workflowInterceptorModules: [
+      require.resolve('../workflows/audit-interceptor.ts'),
+      require.resolve('../workflows/backup-run-metrics-interceptor.ts'),
+    ],
     logger: quietBundlerLogger,
   });
   try {
