@@ -2,12 +2,13 @@
 # Full-backup benchmark (not a test): Lifeboat vs pgBackRest vs the pg_basebackup | zstd bound,
 # in one run, on the same database, the same S3 server and the same zstd level (3).
 #
-#   LIFEBOAT_STATE=/tmp/stack900 LIFEBOAT_PORT_OFFSET=900 bash bench/backup.sh [--keep]
+#   LIFEBOAT_STATE=/tmp/stack900 LIFEBOAT_PORT_OFFSET=900 bash bench/backup.sh [pgbench scale] [--keep]
 #
 # Needs: a running local stack (`lifeboat stack up` with the same LIFEBOAT_STATE), root (pgBackRest
 # must run as the OS user owning the data directory, postgres), pgbench/psql (Debian
 # postgresql-client), pgbackrest (Debian 2.45), zstd, jq, bc.
-# It builds the database `bench` with ../shared/bench/dataset.sh (pgbench scale 60 + 3M md5 rows),
+# It builds the database `bench` with ../shared/bench/dataset.sh (pgbench scale 60 by default, a
+# smaller scale for a quick run, + 3M md5 rows),
 # then runs the three backups back to back:
 #   1. Lifeboat: `lifeboat backup full --database bench` through real workers (us-east-1, us-west-2),
 #      stored bytes from the manifest (`lifeboat backups list --json`);
@@ -20,8 +21,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$here"
+scale=60
 keep=0
-[[ ${1:-} == --keep ]] && keep=1
+for a in "$@"; do
+  case $a in
+    --keep) keep=1 ;;
+    *) scale=$a ;;
+  esac
+done
 
 state=${LIFEBOAT_STATE:?set LIFEBOAT_STATE to the stack folder (lifeboat stack up)}
 db=bench
@@ -81,11 +88,11 @@ load() { uptime | sed 's/.*load average: //'; }
 mb() { echo "scale=1; $1 / 1000000" | bc; }
 
 # ---------------------------------------------------------------------------------------------
-echo "== dataset"
+echo "== dataset (pgbench scale $scale + 3M md5 rows)"
 if ! psql "$su_conn dbname=postgres" -Atc "select 1 from pg_database where datname='$db'" | grep -q 1; then
   psql "$su_conn dbname=postgres" -qc "create database $db owner lifeboat"
 fi
-bash "$dataset" "$su_conn dbname=$db"
+bash "$dataset" "$su_conn dbname=$db" "$scale"
 # Settle before timing: without this, autovacuum of the freshly loaded tables sets hint bits during
 # the first measurement (with wal_log_hints=on that is a full-page image per page in WAL, which the
 # backups then carry), so whichever tool runs first pays for it.
@@ -117,52 +124,9 @@ for r in $(node -e 'const Y=require("yaml");console.log(Object.keys(Y.parse(requ
   grep -q 'polling' "$work/worker-$r.log" || { cat "$work/worker-$r.log"; exit 1; }
 done
 
-# pgBackRest: config, lock and log paths in the work folder (owned by postgres); the stanza is
-# created before timing. WAL archiving is not configured for it (the stack's archive_mode is off),
-# so archive-check=n; the backup still carries its WAL (archive-copy is not needed: pgBackRest
-# requires archiving for that), so pgBackRest's backup alone is not restorable without an archive.
-# The endpoint is `localhost`, not 127.0.0.1: pgBackRest 2.45 checks only DNS names of the
-# certificate, and the stack's certificate names both.
-pgbr=$work/pgbackrest
-# A fresh repo path per run: SeaweedFS keeps emptied folders, and stanza-create refuses those.
-run_id=run-$(date -u +%Y%m%dT%H%M%SZ)
-install -d -o postgres -g postgres -m 700 "$pgbr" "$pgbr/lock" "$pgbr/log" "$pgbr/spool"
-s3port=$(node -e 'const Y=require("yaml");console.log(new URL(Y.parse(require("fs").readFileSync(process.argv[1],"utf8")).storage.primary.endpoint).port)' "$plan")
-cat >"$pgbr/pgbackrest.conf" <<EOF
-[global]
-repo1-type=s3
-repo1-s3-endpoint=localhost
-repo1-s3-port=$s3port
-repo1-s3-bucket=lifeboat-backups
-repo1-path=/pgbackrest-bench/$run_id
-repo1-s3-region=us-east-1
-repo1-s3-uri-style=path
-repo1-s3-key=$LIFEBOAT_S3_ACCESS_KEY_ID
-repo1-s3-key-secret=$LIFEBOAT_S3_SECRET_ACCESS_KEY
-repo1-storage-ca-file=$state/tls/ca.pem
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=lifeboat-bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-repo1-retention-full=1
-compress-type=zst
-compress-level=3
-process-max=2
-start-fast=y
-archive-check=n
-lock-path=$pgbr/lock
-log-path=$pgbr/log
-spool-path=$pgbr/spool
-log-level-console=warn
-log-level-file=info
-
-[$db]
-pg1-path=$pgdata
-pg1-port=$pgport
-pg1-socket-path=$pgsock
-EOF
-chown postgres:postgres "$pgbr/pgbackrest.conf"
-chmod 600 "$pgbr/pgbackrest.conf"
-pgbackrest_() { runuser -u postgres -- pgbackrest --config="$pgbr/pgbackrest.conf" --stanza="$db" "$@"; }
-pgbackrest_ stanza-create
+# pgBackRest: its repository as bench/restore.sh configures it; the stanza is created before timing.
+. bench/pgbackrest-repo.sh
+pgbackrest_repo pgbackrest-bench
 
 # ---------------------------------------------------------------------------------------------
 settle
@@ -215,7 +179,7 @@ out=bench/results/$date_tag.md
   echo
   echo "Machine: $(nproc) cores, $(uname -sr); PostgreSQL $(psql "$su_conn dbname=postgres" -Atc 'show server_version');"
   echo "pgBackRest $(pgbackrest version | awk '{print $2}'); zstd $(zstd -V | grep -o 'v[0-9.]*'); Node $(node -v)."
-  echo "Database \`$db\` (dataset.sh: pgbench scale 60 + 3M md5 rows): $(mb "$db_bytes") MB;"
+  echo "Database \`$db\` (dataset.sh: pgbench scale $scale + 3M md5 rows): $(mb "$db_bytes") MB;"
   echo "the whole cluster every tool copies: $(mb "$cluster_bytes") MB (MB/s below are of this, 1 MB = 10^6 B)."
   echo "Storage: the stack's SeaweedFS over HTTPS (loopback), same bucket. zstd level 3 everywhere."
   echo

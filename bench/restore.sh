@@ -59,7 +59,6 @@ pgdata=$state/postgres/$region
 pgsock=$state/run/pg-$region
 su_conn="host=$pgsock port=$pgport user=postgres"
 bucket_prefix=$(yq 'new URL(p.storage.primary.url).pathname.replace(/^\/+|\/+$/g,"")')
-s3port=$(yq 'new URL(p.storage.primary.endpoint).port')
 pgbin=/usr/lib/postgresql/15/bin
 slot=pgbackrest_restore_bench
 set -a; . "$secrets"; set +a
@@ -119,45 +118,8 @@ bin/lifeboat archiver start --database "$db" -f "$plan" >/dev/null
 bin/lifeboat backup full --database "$db" -f "$plan" --json >"$work/lifeboat-backup.json"
 
 echo "== pgBackRest stanza and full backup"
-pgbr=$work/pgbackrest
-run_id=run-$(date -u +%Y%m%dT%H%M%SZ)
-install -d -o postgres -g postgres -m 700 "$pgbr" "$pgbr/lock" "$pgbr/log" "$pgbr/spool"
-# As bench/backup.sh configures it: `localhost` because pgBackRest 2.45 checks only DNS names of
-# the certificate; archive-check=n because the stack does not archive.
-cat >"$pgbr/pgbackrest.conf" <<EOF
-[global]
-repo1-type=s3
-repo1-s3-endpoint=localhost
-repo1-s3-port=$s3port
-repo1-s3-bucket=lifeboat-backups
-repo1-path=/pgbackrest-restore-bench/$run_id
-repo1-s3-region=us-east-1
-repo1-s3-uri-style=path
-repo1-s3-key=$LIFEBOAT_S3_ACCESS_KEY_ID
-repo1-s3-key-secret=$LIFEBOAT_S3_SECRET_ACCESS_KEY
-repo1-storage-ca-file=$state/tls/ca.pem
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass=lifeboat-bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-repo1-retention-full=1
-compress-type=zst
-compress-level=3
-process-max=2
-start-fast=y
-archive-check=n
-lock-path=$pgbr/lock
-log-path=$pgbr/log
-spool-path=$pgbr/spool
-log-level-console=warn
-
-[$db]
-pg1-path=$pgdata
-pg1-port=$pgport
-pg1-socket-path=$pgsock
-EOF
-chown postgres:postgres "$pgbr/pgbackrest.conf"
-chmod 600 "$pgbr/pgbackrest.conf"
-pgbackrest_() { runuser -u postgres -- pgbackrest --config="$pgbr/pgbackrest.conf" --stanza="$db" "$@"; }
-pgbackrest_ stanza-create
+. bench/pgbackrest-repo.sh
+pgbackrest_repo pgbackrest-restore-bench
 pgbackrest_ backup --type=full
 
 echo "== write load (pgbench 20 s); T in its middle"
