@@ -17,6 +17,7 @@ import { temporalTarget, webUiLink } from '../workers/temporal-connection.ts';
 import type { Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres, type SqlClient } from './ports/postgres.ts';
+import { copyObject } from './replicate.ts';
 import { createRestoreActivities, livePostmaster, restoredConnection } from './restore.ts';
 import { describeAwsError, type StorageLocationName } from './storage.ts';
 
@@ -260,8 +261,9 @@ export function createDrillActivities(deps: DrillDeps) {
     },
 
     /**
-     * report.json and report.html under drills/<database>/<drill id>/, each written once: a retry
-     * that finds the same bytes succeeds, different bytes are never overwritten.
+     * report.json and report.html under drills/<database>/<drill id>/, each written once (and
+     * copied to the secondary location when the plan has one): a retry that finds the same bytes
+     * succeeds, different bytes are never overwritten.
      */
     async writeDrillReport(input: { report: DrillReport }): Promise<{ keys: string[] }> {
       const report = drillReportSchema.parse(input.report);
@@ -281,6 +283,8 @@ export function createDrillActivities(deps: DrillDeps) {
                 `a different ${file} already exists at ${key}; not overwritten`,
               );
           } else await store().put(key, body);
+          // The second copy (3-2-1): an auditor's evidence must survive the primary location too.
+          if (deps.stores.secondary) await copyObject(store(), deps.stores.secondary, key);
         } catch (err) {
           if (err instanceof LifeboatError) throw err;
           throw new LifeboatError('Unreachable', `writing ${key}: ${describeAwsError(err)}`);
