@@ -1,8 +1,9 @@
 // The Kubernetes export of a backup, on the worker of the cluster's region. Each selected object is
-// reduced to what was declared, hashed (sha256 of its canonical JSON) and stored once under its
-// hash, zstd + age like every other artifact (secrets included: nothing readable without the
-// key). An object whose hash is already stored is not uploaded again, so a backup's cost is what
-// changed. The snapshot (which object had which hash, what the parent had that is gone) is
+// reduced to what was declared and stored once under a keyed hash of its canonical JSON
+// (HMAC-SHA256, key derived from the repository's age identity: see kubernetes-object-names.ts),
+// zstd + age like every other artifact (secrets included: nothing readable without the key). An
+// object whose name is already stored is not uploaded again, so a backup's cost is what changed.
+// The snapshot (which object is stored under which key, what the parent had that is gone) is
 // written once per backup and named in the manifest.
 import { createHash } from 'node:crypto';
 import { heartbeat } from '@temporalio/activity';
@@ -25,6 +26,8 @@ import {
 import type { Plan } from '../domain/plan.ts';
 import { repository } from '../domain/repository.ts';
 import { loadRecipients } from './backup.ts';
+import { objectName, objectNamingKey } from './kubernetes-object-names.ts';
+import type { Environment } from './ports/environment.ts';
 import type { KubernetesCluster } from './ports/kubernetes-cluster.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import type { StorageLocationName } from './storage.ts';
@@ -40,6 +43,7 @@ export interface KubernetesExportInput {
 
 export function createKubernetesExportActivities(deps: {
   plan: Plan;
+  env: Environment;
   stores: Partial<Record<StorageLocationName, ObjectStore>>;
   clusters: Record<string, KubernetesCluster>;
 }) {
@@ -70,22 +74,22 @@ export function createKubernetesExportActivities(deps: {
         return summary(parsed.snapshot, snapshotKey, text, 0);
       }
 
+      const namingKey = objectNamingKey(deps.plan, deps.env, region);
       const objects = await kube(() => listSelected(cluster, selected.resources, input.selection));
       const recipients = loadRecipients(deps.plan);
       const entries: SnapshotEntry[] = [];
-      const newHashes = new Set<string>();
+      const newKeys = new Set<string>();
       let storedBytes = 0;
       for (const o of objects) {
         const body = canonicalJson(o.declared);
-        const hash = createHash('sha256').update(body).digest('hex');
+        const key = repository.clusterObject('', region, objectName(namingKey, body));
         entries.push({
           kind: o.kind,
           ...(o.namespace ? { namespace: o.namespace } : {}),
           name: o.name,
-          sha256: hash,
+          key,
         });
-        if (newHashes.has(hash)) continue;
-        const key = repository.clusterObject('', region, hash);
+        if (newKeys.has(key)) continue;
         // Content-addressed: an existing key holds these very bytes, so it is never written again.
         if (await store.head(key)) continue;
         const sealed = await sealWal(Buffer.from(body, 'utf8'), recipients);
@@ -99,9 +103,9 @@ export function createKubernetesExportActivities(deps: {
             `${key}: storage returned ${back.length} bytes that differ from the ${sealed.length} written; the object was deleted: check the storage location`,
           );
         }
-        newHashes.add(hash);
+        newKeys.add(key);
         storedBytes += sealed.length;
-        heartbeat({ objects: entries.length, uploaded: newHashes.size });
+        heartbeat({ objects: entries.length, uploaded: newKeys.size });
       }
 
       let parentEntries: SnapshotEntry[] = [];
@@ -126,10 +130,11 @@ export function createKubernetesExportActivities(deps: {
           resources: selected.resources,
           ...(input.selection.labelSelector ? { labelSelector: input.selection.labelSelector } : {}),
         },
+        naming: 'hmac-sha256',
         objects: current,
         parent: input.parent?.backupId ?? null,
         deletions: deletionsSince(parentEntries, current),
-        newHashes: [...newHashes].sort(),
+        newKeys: [...newKeys].sort(),
       };
       const text = Buffer.from(serializeSnapshot(snapshot), 'utf8');
       await store.put(snapshotKey, text);
@@ -150,7 +155,7 @@ function summary(
     snapshotSha256: createHash('sha256').update(text).digest('hex'),
     parent: snapshot.parent,
     objects: snapshot.objects.length,
-    newObjects: snapshot.newHashes.length,
+    newObjects: snapshot.newKeys.length,
     deletions: snapshot.deletions.length,
     storedBytes,
   };

@@ -4,8 +4,14 @@
 // workflows use it to decide, the export activity to hash and store.
 import { z } from 'zod';
 import type { Plan } from './plan.ts';
+import { repository } from './repository.ts';
 
-export const SNAPSHOT_FORMAT = 'lifeboat-kubernetes-snapshot/v1';
+/** v2 names objects by a keyed hash and records each one's storage key. */
+export const SNAPSHOT_FORMAT = 'lifeboat-kubernetes-snapshot/v2';
+/** Written before v2: objects named by the plain sha256 of their canonical JSON. Still read. */
+export const SNAPSHOT_FORMAT_V1 = 'lifeboat-kubernetes-snapshot/v1';
+/** How a snapshot's objects are named: v2 writes only `hmac-sha256`; `sha256` is a v1 snapshot read. */
+export type ObjectNaming = 'hmac-sha256' | 'sha256';
 
 /** The kinds Lifeboat exports, by their plural resource name (what includeResources names). */
 export const EXPORTABLE_RESOURCES = {
@@ -137,16 +143,22 @@ export function canonicalJson(value: unknown): string {
 }
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex sha256');
+const objectKey = z
+  .string()
+  .regex(
+    /^clusters\/[^/]+\/objects\/[0-9a-f]{2}\/[0-9a-f]{64}\.json\.zst\.age$/,
+    'expected clusters/<region>/objects/<xx>/<hex>.json.zst.age',
+  );
 const entry = z.strictObject({
   kind: z.string().min(1),
   namespace: z.string().optional(),
   name: z.string().min(1),
-  sha256,
+  /** Where the object is stored, relative to the storage location: readers use it as recorded. */
+  key: objectKey,
 });
 export type SnapshotEntry = z.output<typeof entry>;
 
-export const kubernetesSnapshotSchema = z.strictObject({
-  format: z.literal(SNAPSHOT_FORMAT),
+const snapshotFields = {
   /** The backup id: one snapshot per backup, written once. */
   id: z.string().min(1),
   database: z.string().min(1),
@@ -158,16 +170,45 @@ export const kubernetesSnapshotSchema = z.strictObject({
     resources: z.array(z.string()),
     labelSelector: z.string().optional(),
   }),
-  /** Every selected object as it was, by content hash. */
-  objects: z.array(entry),
   /** The snapshot this one is compared with (an incremental's parent backup), or null. */
   parent: z.string().nullable(),
+};
+
+export const kubernetesSnapshotSchema = z.strictObject({
+  format: z.literal(SNAPSHOT_FORMAT),
+  ...snapshotFields,
+  /**
+   * Objects are named by HMAC-SHA256 of their canonical JSON under a key derived from the
+   * repository's age identity: the snapshot is plain JSON, so it carries no plain content hash.
+   */
+  naming: z.literal('hmac-sha256'),
+  /** Every selected object as it was, by storage key. */
+  objects: z.array(entry),
   /** Objects of the parent snapshot that are gone now. */
   deletions: z.array(entry),
-  /** Hashes this backup stored (absent from the repository before it). */
+  /** Keys this backup stored (absent from the repository before it). */
+  newKeys: z.array(objectKey),
+});
+
+const v1Entry = z.strictObject({
+  kind: z.string().min(1),
+  namespace: z.string().optional(),
+  name: z.string().min(1),
+  sha256,
+});
+const v1Schema = z.strictObject({
+  format: z.literal(SNAPSHOT_FORMAT_V1),
+  ...snapshotFields,
+  objects: z.array(v1Entry),
+  deletions: z.array(v1Entry),
   newHashes: z.array(sha256),
 });
-export type KubernetesSnapshot = z.output<typeof kubernetesSnapshotSchema>;
+
+/** A snapshot as read: v2 as written, or a v1 one with each object's key as v1 named it. */
+export type KubernetesSnapshot = Omit<z.output<typeof kubernetesSnapshotSchema>, 'format' | 'naming'> & {
+  format: typeof SNAPSHOT_FORMAT | typeof SNAPSHOT_FORMAT_V1;
+  naming: ObjectNaming;
+};
 
 /** What a backup's manifest and result say about its Kubernetes export. */
 export interface KubernetesExportSummary {
@@ -184,6 +225,17 @@ export interface KubernetesExportSummary {
 }
 
 const identity = (e: SnapshotEntry) => `${e.kind}/${e.namespace ?? ''}/${e.name}`;
+
+/** Every object key a snapshot names (objects, deletions, new keys), once each: what must not be swept. */
+export function snapshotKeys(snapshot: KubernetesSnapshot): string[] {
+  return [
+    ...new Set([
+      ...snapshot.objects.map((o) => o.key),
+      ...snapshot.deletions.map((o) => o.key),
+      ...snapshot.newKeys,
+    ]),
+  ];
+}
 
 /** Sorted by kind, namespace and name, so a snapshot's bytes do not depend on listing order. */
 export function sortEntries(entries: SnapshotEntry[]): SnapshotEntry[] {
@@ -209,10 +261,29 @@ export function parseSnapshot(
   } catch (err) {
     return { ok: false, problems: [`not JSON: ${(err as Error).message}`] };
   }
+  const problems = (issues: z.core.$ZodIssue[]) =>
+    issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  if ((raw as { format?: unknown } | null)?.format === SNAPSHOT_FORMAT_V1) {
+    const v1 = v1Schema.safeParse(raw);
+    if (!v1.success) return { ok: false, problems: problems(v1.error.issues) };
+    const { newHashes, objects, deletions, ...rest } = v1.data;
+    const keyOf = (hash: string) => repository.clusterObject('', rest.cluster, hash);
+    const entryOf = ({ sha256: hash, ...e }: z.output<typeof v1Entry>): SnapshotEntry => ({
+      ...e,
+      key: keyOf(hash),
+    });
+    return {
+      ok: true,
+      snapshot: {
+        ...rest,
+        naming: 'sha256',
+        objects: objects.map(entryOf),
+        deletions: deletions.map(entryOf),
+        newKeys: newHashes.map(keyOf),
+      },
+    };
+  }
   const parsed = kubernetesSnapshotSchema.safeParse(raw);
   if (parsed.success) return { ok: true, snapshot: parsed.data };
-  return {
-    ok: false,
-    problems: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
-  };
+  return { ok: false, problems: problems(parsed.error.issues) };
 }

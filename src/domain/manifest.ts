@@ -78,7 +78,7 @@ export const backupManifestSchema = z.strictObject({
     detail: z.string(),
   }),
   /**
-   * The Kubernetes objects exported with the backup: its snapshot index (objects by sha256, stored
+   * The Kubernetes objects exported with the backup: its snapshot index (objects by keyed hash, stored
    * once each under the cluster's folder). Absent when the policy selects none, and in manifests
    * written before the export existed.
    */

@@ -71,9 +71,12 @@ export const repository = {
       `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history.age`,
     ),
 
-  /** Kubernetes objects, content-addressed by the sha256 of their normalised JSON. */
-  clusterObject: (prefix: string, cluster: string, sha256: string) =>
-    joinKey(prefix, 'clusters', cluster, 'objects', sha256.slice(0, 2), `${sha256}.json.zst.age`),
+  /**
+   * Kubernetes objects, content-addressed by a hex digest of their normalised JSON: a keyed hash
+   * (HMAC-SHA256) since snapshot v2, the plain sha256 in v1 snapshots.
+   */
+  clusterObject: (prefix: string, cluster: string, digest: string) =>
+    joinKey(prefix, 'clusters', cluster, 'objects', digest.slice(0, 2), `${digest}.json.zst.age`),
   clusterObjectsPrefix: (prefix: string, cluster: string) =>
     joinKey(prefix, 'clusters', cluster, 'objects') + '/',
   clusterSnapshotsPrefix: (prefix: string, cluster: string) =>

@@ -1,5 +1,5 @@
 // `lifeboat backups show-k8s --database <db> --backup <id>`: the Kubernetes objects a backup exported
-// (its snapshot: kind, namespace, name, sha256, which were stored by this backup) and the deletions
+// (its snapshot: kind, namespace, name, storage key, which were stored by this backup) and the deletions
 // since its parent. Read straight from storage, like `backups list`. Dispatched from `lifeboat backups`.
 import { createObjectStore } from '../activities/ports/object-store.ts';
 import { describeAwsError } from '../activities/storage.ts';
@@ -67,20 +67,21 @@ export async function run(argv: string[]): Promise<number> {
       printJson({ database, backup, summary: k, snapshot: s });
       return EXIT.ok;
     }
-    const stored = new Set(s.newHashes);
+    const stored = new Set(s.newKeys);
     process.stdout.write(
-      `${backup}: cluster ${s.cluster}, ${s.objects.length} object(s), ${s.newHashes.length} stored by this backup` +
+      `${backup}: cluster ${s.cluster}, ${s.objects.length} object(s), ${s.newKeys.length} stored by this backup` +
         `${s.parent ? `, ${s.deletions.length} deleted since ${s.parent}` : ''}\n`,
     );
     process.stdout.write(
       table(
-        ['kind', 'namespace', 'name', 'sha256', 'stored here'],
+        ['kind', 'namespace', 'name', 'object', 'stored here'],
         s.objects.map((o) => [
           o.kind,
           o.namespace ?? '',
           o.name,
-          o.sha256.slice(0, 12),
-          stored.has(o.sha256) ? 'yes' : '',
+          // The digest part of the key (a keyed hash, or v1's sha256), shortened.
+          (/([0-9a-f]{64})\.json\.zst\.age$/.exec(o.key)?.[1] ?? o.key).slice(0, 12),
+          stored.has(o.key) ? 'yes' : '',
         ]),
       ),
     );

@@ -1,14 +1,19 @@
 // Kubernetes objects in backups, the pure part: which resources a policy selects, what is stripped,
 // that equal objects hash to equal bytes, deletions since a parent, and manifests with and without
-// the export both validate.
+// the export both validate, and snapshot indexes of both formats (v2 keyed names, v1 sha256) parse.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   canonicalJson,
   deletionsSince,
   kubernetesSelection,
+  parseSnapshot,
   selectedResources,
+  serializeSnapshot,
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_FORMAT_V1,
   stripRuntimeFields,
+  type KubernetesSnapshot,
   type SnapshotEntry,
 } from '../../src/domain/kubernetes-snapshot.ts';
 import { parseManifest } from '../../src/domain/manifest.ts';
@@ -118,13 +123,75 @@ describe('deletionsSince', () => {
     kind,
     namespace: 'shop',
     name,
-    sha256: hash(c),
+    key: `clusters/us-east-1/objects/${c}${c}/${hash(c)}.json.zst.age`,
   });
   it('lists what the parent had and the current snapshot has not, by identity not hash', () => {
     const parent = [e('ConfigMap', 'a', '1'), e('ConfigMap', 'b', '2'), e('Secret', 'a', '3')];
     const current = [e('ConfigMap', 'a', '9'), e('Secret', 'a', '3')];
     assert.deepEqual(deletionsSince(parent, current), [e('ConfigMap', 'b', '2')]);
     assert.deepEqual(deletionsSince([], current), []);
+  });
+});
+
+describe('snapshot index formats', () => {
+  const base = {
+    id: 'orders-full-20261122T000000Z',
+    database: 'orders',
+    cluster: 'us-east-1',
+    createdAt: '2026-11-22T00:00:00.000Z',
+    selection: { namespaces: ['shop'], resources: ['secrets'] },
+    parent: null,
+  };
+  const key = (c: string) => `clusters/us-east-1/objects/${c}${c}/${hash(c)}.json.zst.age`;
+  it('v2 records each object by its storage key, and round-trips', () => {
+    const v2: KubernetesSnapshot = {
+      ...base,
+      format: SNAPSHOT_FORMAT,
+      naming: 'hmac-sha256',
+      objects: [{ kind: 'Secret', namespace: 'shop', name: 'db', key: key('a') }],
+      deletions: [],
+      newKeys: [key('a')],
+    };
+    assert.deepEqual(parseSnapshot(serializeSnapshot(v2)), { ok: true, snapshot: v2 });
+  });
+  it('a v1 index (plain sha256 per object) still parses, with the keys v1 stored the objects under', () => {
+    const v1 = {
+      ...base,
+      format: SNAPSHOT_FORMAT_V1,
+      objects: [{ kind: 'Secret', namespace: 'shop', name: 'db', sha256: hash('a') }],
+      deletions: [{ kind: 'ConfigMap', namespace: 'shop', name: 'gone', sha256: hash('b') }],
+      newHashes: [hash('a')],
+    };
+    assert.deepEqual(parseSnapshot(JSON.stringify(v1)), {
+      ok: true,
+      snapshot: {
+        ...base,
+        format: SNAPSHOT_FORMAT_V1,
+        naming: 'sha256',
+        objects: [{ kind: 'Secret', namespace: 'shop', name: 'db', key: key('a') }],
+        deletions: [{ kind: 'ConfigMap', namespace: 'shop', name: 'gone', key: key('b') }],
+        newKeys: [key('a')],
+      },
+    });
+  });
+  it('names what is wrong in either format', () => {
+    assert.deepEqual(
+      parseSnapshot(JSON.stringify({ ...base, format: SNAPSHOT_FORMAT_V1, objects: [{}] })).ok,
+      false,
+    );
+    const bad = parseSnapshot(
+      JSON.stringify({
+        ...base,
+        format: SNAPSHOT_FORMAT,
+        naming: 'sha256',
+        objects: [],
+        deletions: [],
+        newKeys: ['x'],
+      }),
+    );
+    assert.equal(bad.ok, false);
+    assert.ok(!bad.ok && bad.problems.some((p) => p.startsWith('naming:')), JSON.stringify(bad));
+    assert.ok(!bad.ok && bad.problems.some((p) => p.startsWith('newKeys.0:')), JSON.stringify(bad));
   });
 });
 
