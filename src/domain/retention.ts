@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 import { parseLsn } from './lsn.ts';
+import type { LocationInventory, LocationName, LocationOutcome } from './retention-repository.ts';
 import { segmentEndLsn } from './wal.ts';
 
 export interface RetentionBackup {
@@ -246,8 +247,17 @@ export const retentionInputSchema = z.strictObject({
     .optional(),
   /** Who asked: deletions are evidence, so the audit record names the person or the schedule. */
   requestedBy: z.string().min(1).max(200).optional(),
+  /**
+   * Kubernetes objects no snapshot index names are swept only once older than this (default 1d):
+   * a backup still running may have uploaded them and not yet written the index naming them.
+   */
+  kubernetesGrace: z
+    .string()
+    .refine((s) => parseDuration(s) !== undefined, 'expected a duration such as 1d')
+    .optional(),
 });
 export type RetentionWorkflowInput = z.input<typeof retentionInputSchema>;
+export type RetentionRunInput = z.output<typeof retentionInputSchema>;
 
 /** What the workflow reads before deciding: the catalog, the holds, the WAL archive's listing. */
 export interface RetentionInventory {
@@ -260,12 +270,21 @@ export interface RetentionInventory {
   walSegmentSize: number | null;
   /** Manifests that could not be read: reported; their backups are never touched. */
   problems: string[];
+  /**
+   * Each storage location on its own (primary, then secondary when the plan names one); `backups`
+   * above is their union. Absent from inventories read before retention covered both.
+   */
+  locations?: LocationInventory[];
+  /** Clusters whose Kubernetes objects this database's backups export (to sweep). */
+  clusters?: string[];
 }
 
 /** An object that Object Lock (retention or legal hold) protects: skipped, never deleted. */
 export interface LockedObject {
   key: string;
   why: string;
+  /** Where, when the plan has two storage locations. */
+  location?: LocationName;
 }
 
 export interface RetentionResult {
@@ -274,13 +293,15 @@ export interface RetentionResult {
   now: string;
   pitrWindowMs: number;
   plan: RetentionPlan;
-  /** Backups whose manifest and objects were deleted (empty in a dry run). */
+  /** Backups whose manifest and objects were deleted, from every location that held them (empty in a dry run). */
   deletedBackups: string[];
-  /** Backups left in place because an object of theirs is locked. */
+  /** Backups left in place (at one location or both) because an object of theirs is locked. */
   skippedBackups: { id: string; locked: LockedObject[] }[];
-  /** WAL objects the plan expires (deleted unless dry run), and those left because locked. */
+  /** WAL objects the plan expires (deleted unless dry run), and those left because locked; summed over locations. */
   wal: { expired: number; deleted: number; locked: LockedObject[]; keepFromLsn: string | null };
   problems: string[];
+  /** Per storage location: what went (or would go) there, Kubernetes sweeps and WAL partials. */
+  locations?: LocationOutcome[];
 }
 
 /**

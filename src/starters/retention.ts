@@ -1,12 +1,13 @@
-// `lifeboat retention --database <db> [--dry-run] [--pitr-window 7d] [--json]`: runs
-// retentionWorkflow (id retention-<db>, one at a time) and prints what was, or would be, deleted
-// and why, and which rule keeps every kept backup.
+// `lifeboat retention --database <db> [--dry-run] [--pitr-window 7d] [--kubernetes-grace 1d] [--json]`:
+// runs retentionWorkflow (id retention-<db>, one at a time) and prints what was, or would be,
+// deleted and why, which rule keeps every kept backup, and what happened at each storage location.
 import os from 'node:os';
 import { WorkflowFailedError } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { formatDuration, parseDuration } from '../domain/duration.ts';
 import { workflowIds } from '../domain/naming.ts';
 import type { RetentionResult, RetentionWorkflowInput } from '../domain/retention.ts';
+import type { LocationOutcome } from '../domain/retention-repository.ts';
 import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { retentionWorkflow } from '../workflows/retention.ts';
@@ -16,7 +17,7 @@ import { EXIT, printError, printJson, table } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
 export const summary =
-  'GFS pruning of backups and WAL: --database <db> [--dry-run] [--pitr-window 7d] [--json]';
+  'GFS pruning of backups, WAL and Kubernetes objects at every storage location: --database <db> [--dry-run] [--pitr-window 7d] [--kubernetes-grace 1d] [--json]';
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs(
@@ -28,6 +29,7 @@ export async function run(argv: string[]): Promise<number> {
       database: { type: 'string' },
       'dry-run': { type: 'boolean' },
       'pitr-window': { type: 'string' },
+      'kubernetes-grace': { type: 'string' },
     },
     true,
   );
@@ -42,6 +44,9 @@ export async function run(argv: string[]): Promise<number> {
   const pitrWindow = args['pitr-window'] as string | undefined;
   if (pitrWindow !== undefined && parseDuration(pitrWindow) === undefined)
     problems.push('--pitr-window: expected a duration such as 7d');
+  const kubernetesGrace = args['kubernetes-grace'] as string | undefined;
+  if (kubernetesGrace !== undefined && parseDuration(kubernetesGrace) === undefined)
+    problems.push('--kubernetes-grace: expected a duration such as 1d');
   if (problems.length || !database) {
     for (const p of problems) printError(p);
     return EXIT.badInput;
@@ -50,6 +55,7 @@ export async function run(argv: string[]): Promise<number> {
     database,
     dryRun: Boolean(args['dry-run']),
     ...(pitrWindow ? { pitrWindow } : {}),
+    ...(kubernetesGrace ? { kubernetesGrace } : {}),
     requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username,
   };
   const { client, target, close } = await connectClient();
@@ -82,7 +88,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (args.json) printJson({ workflowId, webUi: link, ...result });
     else process.stdout.write(renderRetention(result));
-    return result.skippedBackups.length || result.wal.locked.length ? EXIT.failed : EXIT.ok;
+    const sweepLocked = (result.locations ?? []).some((l) => l.kubernetes.some((k) => k.locked.length));
+    return result.skippedBackups.length || result.wal.locked.length || sweepLocked ? EXIT.failed : EXIT.ok;
   } finally {
     await close();
   }
@@ -90,7 +97,12 @@ export async function run(argv: string[]): Promise<number> {
 
 export function renderRetention(r: RetentionResult): string {
   const verb = r.dryRun ? 'would delete' : 'delete';
-  const skipped = new Map(r.skippedBackups.map((s) => [s.id, s.locked.map((l) => l.why).join('; ')]));
+  const skipped = new Map(
+    r.skippedBackups.map((s) => [
+      s.id,
+      s.locked.map((l) => (l.location ? `${l.location}: ${l.why}` : l.why)).join('; '),
+    ]),
+  );
   const rows = [
     ...r.plan.kept.map((k) => ({
       id: k.id,
@@ -122,9 +134,37 @@ export function renderRetention(r: RetentionResult): string {
       : [
           `deleted ${r.deletedBackups.length} backup(s); ${r.skippedBackups.length} skipped under Object Lock`,
         ]),
+    ...(r.locations ?? []).flatMap((l) => renderLocation(l, r.dryRun, (r.locations ?? []).length > 1)),
     ...r.problems.map((p) => `warning: ${p}`),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** One location's part: its backups, WAL partials and Kubernetes sweeps (its name when there are two). */
+function renderLocation(l: LocationOutcome, dryRun: boolean, named: boolean): string[] {
+  const where = named ? `${l.location} (${l.url}): ` : '';
+  const would = (n: number, done: number) => (dryRun ? `${n} would be deleted` : `${done} of ${n} deleted`);
+  const lines: string[] = [];
+  if (named)
+    lines.push(
+      `${where}backups ${dryRun ? 'that would go' : 'deleted'}: ${(dryRun ? l.expired : l.deleted).join(', ') || 'none'}` +
+        (l.skipped.length ? `; left under Object Lock: ${l.skipped.map((s) => s.id).join(', ')}` : '') +
+        `; WAL: ${would(l.wal.expired, l.wal.deleted)}`,
+    );
+  if (l.partials.superseded)
+    lines.push(
+      `${where}WAL partial uploads superseded by their complete segment: ${would(l.partials.superseded, l.partials.deleted)}`,
+    );
+  for (const k of l.kubernetes) {
+    const old = k.unreferenced - k.young;
+    lines.push(
+      `${where}kubernetes ${k.cluster}: ${k.snapshotsDeleted} snapshot index(es) ${dryRun ? 'would go' : 'deleted'}, ${k.snapshots} remain; ` +
+        `${k.objects} object(s), ${k.unreferenced} named by none: ${dryRun ? `${old} would be deleted` : `${k.deleted} deleted`}` +
+        (k.young ? `, ${k.young} younger than the grace age left` : '') +
+        (k.locked.length ? `, ${k.locked.length} left under Object Lock` : ''),
+    );
+  }
+  return lines;
 }
 
 function describeRules(k: RetentionResult['plan']['kept'][number]): string {
