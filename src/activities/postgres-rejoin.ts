@@ -1,9 +1,13 @@
 // Re-attaching a demoted primary as a streaming replica of the new one, after a planned
-// switchover: stop it cleanly, `pg_rewind` it onto the new primary's timeline (`-R` writes
-// standby.signal and primary_conninfo), lift the fence, point it at its slot on the new primary,
-// start it and wait until it streams. Runs on the old primary's own region (its data directory and
-// binaries are there), as the PostgreSQL OS user: the server and pg_rewind refuse to run as root.
-// Resumable: a retry finds the data directory in its heartbeat, and an attached server is done.
+// switchover: stop it cleanly, `pg_rewind` it onto the new primary's timeline, lift the fence,
+// point it at its slot on the new primary, start it and wait until it streams. When pg_rewind
+// fails (or is interrupted, which leaves a directory that cannot start), the directory is set
+// aside — kept, never deleted — and rebuilt with pg_basebackup from the new primary: the
+// switchover replayed the old primary to its final LSN first, so the new one holds all it had.
+// Runs on the old primary's own region (its data directory and binaries are there), as the
+// PostgreSQL OS user: the server, pg_rewind and pg_basebackup refuse to run as root.
+// Resumable: a retry finds the data directory (and a rebuild under way) in its heartbeat, and an
+// attached server is done.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,6 +26,8 @@ export interface ReattachResult {
   slot: string;
   /** False when a retry found the server already streaming from the new primary. */
   rewound: boolean;
+  /** Where the old directory was set aside when pg_rewind failed and it was rebuilt instead. */
+  setAside?: string;
   detail: string;
 }
 
@@ -69,7 +75,18 @@ export function createPostgresRejoinActivities(deps: { plan: Plan; env: Environm
       const password = primary.passwordEnv ? deps.env[primary.passwordEnv] : undefined;
       if (primary.passwordEnv && !password)
         throw new LifeboatError('MissingSecret', `${primary.passwordEnv} is not set on this worker`);
-      let known = activityInfo().heartbeatDetails as { dataDir: string; versionNum: number } | undefined;
+      // `aside`: the old directory, once set aside for a rebuild; what is at dataDir is then ours.
+      let known = activityInfo().heartbeatDetails as
+        { dataDir: string; versionNum: number; aside?: string } | undefined;
+      // pg_rewind and pg_basebackup may run for minutes: keep the heartbeat going meanwhile.
+      const beating = async <T>(work: Promise<T>): Promise<T> => {
+        const timer = setInterval(() => heartbeat(known), 5000);
+        try {
+          return await work;
+        } finally {
+          clearInterval(timer);
+        }
+      };
 
       const streamingFromPrimary = async (): Promise<boolean> => {
         const c = await connectPostgres(old, dbname, deps.env, 3000).catch(() => undefined);
@@ -116,13 +133,16 @@ export function createPostgresRejoinActivities(deps: { plan: Plan; env: Environm
         await pc.end().catch(() => undefined);
       }
 
-      // pg_rewind needs a cleanly shut down target.
-      if (fs.existsSync(path.join(dataDir, 'postmaster.pid')))
-        await run(bin('pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60']).catch(
-          (err: Error) => {
-            if (!/PID file .* does not exist|Is server running/.test(err.message)) throw err;
-          },
-        );
+      // pg_rewind needs a cleanly shut down target (and a rebuild, a stopped one).
+      const stopServer = async () => {
+        if (fs.existsSync(path.join(dataDir, 'postmaster.pid')))
+          await run(bin('pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '60']).catch(
+            (err: Error) => {
+              if (!/PID file .* does not exist|Is server running/.test(err.message)) throw err;
+            },
+          );
+      };
+      await stopServer();
       heartbeat(known);
       const source = [
         `host=${primary.host}`,
@@ -131,19 +151,55 @@ export function createPostgresRejoinActivities(deps: { plan: Plan; env: Environm
         `dbname=${dbname}`,
         `application_name=${input.region}`,
       ].join(' ');
-      // pg_rewind copies the source's configuration files too (port, sockets, hba): they belong
-      // to this host, so they are kept aside and put back; the recovery settings are written here.
-      const confs = fs
-        .readdirSync(dataDir)
-        .filter((f) => f.endsWith('.conf'))
-        .map((f) => [f, fs.readFileSync(path.join(dataDir, f))] as const);
-      const rewind = await run(
-        bin('pg_rewind'),
-        ['--target-pgdata', dataDir, '--source-server', source],
-        password ? { PGPASSWORD: password } : {},
-      );
+      const secretEnv: Record<string, string> = password ? { PGPASSWORD: password } : {};
+      // The old primary's data directory, copied from the new primary by pg_basebackup through the
+      // slot (so no WAL it needs is recycled meanwhile), into an empty directory of the OS user.
+      const rebuild = async () => {
+        fs.rmSync(dataDir, { recursive: true, force: true });
+        fs.mkdirSync(dataDir, { mode: 0o700 });
+        if (asRoot) await execFileAsync('chown', [`${osUser}:`, dataDir]);
+        await beating(
+          run(
+            bin('pg_basebackup'),
+            ['-D', dataDir, '-d', source, '-X', 'stream', '-S', slot, '-c', 'fast', '--no-password'],
+            secretEnv,
+          ),
+        );
+      };
+      // pg_rewind copies the source's configuration files too (port, sockets, hba), as does
+      // pg_basebackup: they belong to this host, so they are read first and put back; the recovery
+      // settings are written here. A rebuild reads them from the directory set aside.
+      const confsOf = (dir: string) =>
+        fs
+          .readdirSync(dir)
+          .filter((f) => f.endsWith('.conf'))
+          .map((f) => [f, fs.readFileSync(path.join(dir, f))] as const);
+      let how: string;
+      let confs: (readonly [string, Buffer])[];
+      if (known.aside) {
+        // A retry of a rebuild: what is at dataDir is our own partial copy, not the old primary's.
+        confs = confsOf(known.aside);
+        await rebuild();
+        how = `rebuilt with pg_basebackup (the old directory kept at ${known.aside})`;
+      } else {
+        confs = confsOf(dataDir);
+        try {
+          const rewind = await beating(
+            run(bin('pg_rewind'), ['--target-pgdata', dataDir, '--source-server', source], secretEnv),
+          );
+          how = /no rewind required/i.test(rewind) ? 'no rewind required' : 'rewound';
+        } catch (err) {
+          const aside = `${dataDir}.before-rejoin-${new Date().toISOString().replace(/[-:.]/g, '')}`;
+          fs.renameSync(dataDir, aside);
+          known = { ...known, aside };
+          heartbeat(known);
+          await rebuild();
+          how = `pg_rewind failed (${lastLine((err as Error).message)}); rebuilt with pg_basebackup, the old directory kept at ${aside}`;
+        }
+      }
       heartbeat(known);
       for (const [f, content] of confs) fs.writeFileSync(path.join(dataDir, f), content);
+      if (asRoot) await execFileAsync('chown', [`${osUser}:`, ...confs.map(([f]) => path.join(dataDir, f))]);
       // A standby keeps no slots of its own (they would hold WAL forever); the fence is lifted so
       // that a later promotion of this server (the switchback) makes a writable primary.
       const slots = path.join(dataDir, 'pg_replslot');
@@ -176,13 +232,24 @@ export function createPostgresRejoinActivities(deps: { plan: Plan; env: Environm
           );
         await sleep(500);
       }
-      const note = /no rewind required/i.test(rewind) ? 'no rewind required' : 'rewound';
       return {
         ...input,
         slot,
         rewound: true,
-        detail: `${input.region} ${note}, streaming from ${input.primaryRegion} on slot ${slot}`,
+        ...(known.aside ? { setAside: known.aside } : {}),
+        detail: `${input.region} ${how}, streaming from ${input.primaryRegion} on slot ${slot}`,
       };
     },
   };
+}
+
+/** The last non-empty line of a tool's output: where pg_rewind says why it stopped. */
+function lastLine(text: string): string {
+  return (
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .at(-1) ?? text
+  );
 }

@@ -623,4 +623,71 @@ describe('regional failover on the local stack', () => {
       await restoreStackShape(stack);
     }
   });
+
+  it('planned switchover whose pg_rewind is interrupted rebuilds the old primary with pg_basebackup, keeping its directory aside, and it streams', async () => {
+    // us-east-1's worker gets PostgreSQL's own binaries, but a pg_rewind that is SIGKILLed after
+    // 50 ms: what an interrupted rewind leaves cannot be started, so the re-attach must rebuild.
+    const binDir = fs.mkdtempSync(path.join(stack.layout.state, 'pgbin-'));
+    fs.chmodSync(binDir, 0o755);
+    for (const name of fs.readdirSync(stack.layout.postgres.binDir))
+      if (name !== 'pg_rewind')
+        fs.symlinkSync(path.join(stack.layout.postgres.binDir, name), path.join(binDir, name));
+    fs.writeFileSync(
+      path.join(binDir, 'pg_rewind'),
+      `#!/bin/sh\n"${path.join(stack.layout.postgres.binDir, 'pg_rewind')}" "$@" &\nsleep 0.05\nkill -9 $! 2>/dev/null\necho "pg_rewind: interrupted by the test" >&2\nexit 137\n`,
+      { mode: 0o755 },
+    );
+    const dataDir = stack.layout.postgres['us-east-1'].dataDir;
+    await Promise.all(workers.map((w) => w.stop('SIGTERM')));
+    workers = await Promise.all([
+      startWorker('us-east-1', stack.layout.secretsFile, planFile, {
+        ...stack.env,
+        LIFEBOAT_PG_BINDIR: binDir,
+      }),
+      startWorker('us-west-2', stack.layout.secretsFile, planFile, stack.env),
+    ]);
+    try {
+      const started = await startFailover(['--planned'], 'us-west-2');
+      assert.equal(started.code, 0, started.stderr);
+      await waitPhase(started.handle, ['awaiting-approval']);
+      for (const who of ['alice', 'bob'])
+        assert.equal((await runCli(['approve', WORKFLOW_ID, '--as', who], env())).code, 0);
+      const result = (await started.handle.result()) as FailoverResult;
+      assert.equal(result.outcome, 'switched-over', result.message);
+      assert.equal(result.reattach?.ok, true, result.reattach?.detail);
+      const m =
+        /pg_rewind failed \(.*interrupted by the test.*\); rebuilt with pg_basebackup, the old directory kept at (\S+), streaming from us-west-2/.exec(
+          result.reattach.detail,
+        );
+      assert.ok(m, result.reattach.detail);
+      const aside = m[1]!;
+      assert.ok(aside.startsWith(`${dataDir}.before-rejoin-`), aside);
+      assert.ok(fs.existsSync(path.join(aside, 'PG_VERSION')), 'the old directory is kept');
+      assert.equal(await postgresInRecovery(stack.layout, 'us-east-1'), true);
+      assert.equal(await walReceiverStatus(stack.layout, 'us-east-1'), 'streaming');
+      // Written on the new primary, read on the rebuilt replica.
+      const [row] = await adminQuery<{ id: string }>(
+        stack,
+        'us-west-2',
+        'insert into public.orders (amount) values (4.44) returning id::text as id',
+      );
+      for (let i = 0; ; i++) {
+        const seen = await adminQuery(stack, 'us-east-1', 'select 1 from public.orders where id = $1', [
+          row!.id,
+        ]);
+        if (seen.length === 1) break;
+        assert.ok(i < 100, 'the row written on us-west-2 never reached us-east-1');
+        await sleep(100);
+      }
+    } finally {
+      await Promise.all(workers.map((w) => w.stop('SIGTERM')));
+      await startWorkers();
+      // Every directory set aside, also when an assertion stopped the test before it was named.
+      for (const name of fs.readdirSync(path.dirname(dataDir)))
+        if (name.startsWith(`${path.basename(dataDir)}.before-rejoin-`))
+          fs.rmSync(path.join(path.dirname(dataDir), name), { recursive: true, force: true });
+      fs.rmSync(binDir, { recursive: true, force: true });
+      await restoreStackShape(stack);
+    }
+  });
 });
