@@ -2,11 +2,15 @@
 import { heartbeat, sleep } from '@temporalio/activity';
 import type { Finding } from '../domain/doctor.ts';
 import { LifeboatError } from '../domain/errors.ts';
+import { kubernetesSelection } from '../domain/kubernetes-snapshot.ts';
 import type { Plan } from '../domain/plan.ts';
+import { objectNamingKey } from './kubernetes-object-names.ts';
+import type { Environment } from './ports/environment.ts';
 import type { KubernetesCluster } from './ports/kubernetes-cluster.ts';
 
 export function createKubernetesActivities(deps: {
   plan: Plan;
+  env: Environment;
   clusters: Record<string, KubernetesCluster>;
 }) {
   return {
@@ -31,8 +35,26 @@ export function createKubernetesActivities(deps: {
           for (const d of policy.traffic.deployments)
             if (!names.has(d.name)) missing.push(`deployment ${ns}/${d.name}`);
         }
-        return missing.length
-          ? { ...base, ok: false, detail: `reachable (${version}) but missing ${missing.join(', ')}` }
+        // A backup exporting this cluster names its objects with a key from the repository's age
+        // identity: a worker without it would fail every such backup at the export step.
+        const exporting = Object.keys(deps.plan.databases).filter(
+          (db) => kubernetesSelection(deps.plan, db)?.region === input.region,
+        );
+        let naming = '';
+        if (exporting.length)
+          try {
+            objectNamingKey(deps.plan, deps.env, input.region);
+          } catch (err) {
+            naming = `; this worker cannot export the objects of ${exporting.join(', ')}: ${(err as Error).message}`;
+          }
+        if (missing.length)
+          return {
+            ...base,
+            ok: false,
+            detail: `reachable (${version}) but missing ${missing.join(', ')}${naming}`,
+          };
+        return naming
+          ? { ...base, ok: false, detail: `reachable (${version})${naming}` }
           : { ...base, ok: true, detail: `reachable, ${version}` };
       } catch (err) {
         return { ...base, ok: false, detail: `unreachable: ${(err as Error).message.split('\n')[0]}` };
