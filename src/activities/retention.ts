@@ -179,7 +179,7 @@ export function createRetentionActivities(deps: RetentionDeps) {
       objectKeys: string[];
       location?: StorageLocationName;
       snapshot?: string;
-    }): Promise<{ deleted: boolean; locked: LockedObject[] }> {
+    }): Promise<{ deleted: boolean; locked: LockedObject[]; snapshot?: string }> {
       const manifestKey = repository.manifest('', input.database, input.id);
       const s = storeAt(input.location);
       const folder = await s.list(repository.backupFolder('', input.database, input.id) + '/');
@@ -189,7 +189,8 @@ export function createRetentionActivities(deps: RetentionDeps) {
       if (locked.length) return { deleted: false, locked };
       await s.delete(manifestKey);
       for (const key of [...keys, ...snapshot]) await s.delete(key);
-      return { deleted: true, locked: [] };
+      // The index only where it was stored (the second copy does not copy indexes today).
+      return { deleted: true, locked: [], ...(snapshot.length ? { snapshot: snapshot[0] } : {}) };
     },
 
     /** Deletes archived WAL objects no kept backup needs; locked ones are left and reported. */
@@ -250,12 +251,15 @@ export function createRetentionActivities(deps: RetentionDeps) {
         }
         return referenced;
       };
-      const indexKeys = (await s.list(snapshotsPrefix))
+      const allIndexKeys = (await s.list(snapshotsPrefix))
         .map((o) => o.key)
-        .filter((k) => k.endsWith('.json') && !deleting.has(k));
+        .filter((k) => k.endsWith('.json'));
+      const indexKeys = allIndexKeys.filter((k) => !deleting.has(k));
       // Objects are listed after the indexes: one uploaded in between is young, so it stays.
       const referenced = await readIndexes(indexKeys);
       sweep.snapshots = indexKeys.length;
+      // In a dry run: the indexes the run would delete, of those stored here.
+      sweep.snapshotsDeleted = allIndexKeys.filter((k) => deleting.has(k)).length;
       const objects = await s.list(objectsPrefix);
       sweep.objects = objects.length;
       if (sweep.problems.length) return sweep;

@@ -169,6 +169,8 @@ async function applyAt(
   const expiredWal = walKeys(plan.walKeepFromLsn);
   outcome.wal.expired = expiredWal.length;
 
+  // Snapshot indexes deleted with their backups here (only where they were stored).
+  const snapshotsDeleted: string[] = [];
   if (!opts.dryRun) {
     // Backups an expired-but-locked backup stands on here: left too, so no chain here breaks.
     const standing = new Map<string, string>();
@@ -176,7 +178,7 @@ async function applyAt(
     for (const id of [...expiredHere].reverse()) {
       const child = standing.get(id);
       const stored = here.get(id)!;
-      const r = child
+      const r: { deleted: boolean; locked: LockedObject[]; snapshot?: string } = child
         ? { deleted: false, locked: [{ key: id, why: `needed by ${child}, left under Object Lock` }] }
         : await deleteBackup({
             database: opts.database,
@@ -187,6 +189,7 @@ async function applyAt(
           });
       if (r.deleted) {
         outcome.deleted.push(id);
+        if (r.snapshot) snapshotsDeleted.push(r.snapshot);
         continue;
       }
       outcome.skipped.push({ id, locked: r.locked });
@@ -215,22 +218,21 @@ async function applyAt(
     }
   }
 
-  // Snapshot indexes went with their backups; now the objects no remaining index names.
-  const deletedHere = opts.dryRun ? expiredHere : outcome.deleted;
-  const snapshotsGone = deletedHere.flatMap((id) =>
-    here.get(id)?.snapshot ? [here.get(id)!.snapshot!] : [],
-  );
+  // Snapshot indexes went with their backups; now the objects no remaining index names. A dry
+  // run sweeps as if the expired backups' indexes were gone.
+  const wouldGo = expiredHere.flatMap((id) => (here.get(id)?.snapshot ? [here.get(id)!.snapshot!] : []));
   for (const cluster of inv.clusters ?? []) {
     const sweep = await sweepKubernetesObjects({
       location: loc.location,
       cluster,
       graceMs: opts.graceMs,
       dryRun: opts.dryRun,
-      ...(opts.dryRun ? { deleting: snapshotsGone } : {}),
+      ...(opts.dryRun ? { deleting: wouldGo } : {}),
     });
-    sweep.snapshotsDeleted = snapshotsGone.filter((k) =>
-      k.startsWith(repository.clusterSnapshotsPrefix('', cluster)),
-    ).length;
+    if (!opts.dryRun)
+      sweep.snapshotsDeleted = snapshotsDeleted.filter((k) =>
+        k.startsWith(repository.clusterSnapshotsPrefix('', cluster)),
+      ).length;
     outcome.kubernetes.push(sweep);
   }
   return outcome;

@@ -195,6 +195,11 @@ describe('retention of the whole repository: both locations, Kubernetes objects,
     assert.equal(sweep.snapshotsDeleted, 2);
     assert.equal(sweep.unreferenced, 1, 'configmap app v1, named by B1 only');
     assert.equal(sweep.deleted, 0);
+    // Snapshot indexes are not copied to the secondary: none would go there.
+    assert.deepEqual(
+      at(r, 'secondary').kubernetes.map((k) => k.snapshotsDeleted),
+      [0],
+    );
     // Two partials of the complete segment, one of the segment complete on the primary only.
     assert.equal(at(r, 'primary').partials.superseded, 3);
     assert.equal(at(r, 'secondary').partials.superseded, 2);
@@ -250,7 +255,7 @@ describe('retention of the whole repository: both locations, Kubernetes objects,
 
     // The object only B1 named is unreferenced now, but younger than the default grace (1d): left.
     const sweep = at(r, 'primary').kubernetes.find((k) => k.cluster === REGION)!;
-    assert.deepEqual([sweep.unreferenced, sweep.young, sweep.deleted], [1, 1, 0]);
+    assert.deepEqual([sweep.snapshotsDeleted, sweep.unreferenced, sweep.young, sweep.deleted], [2, 1, 1, 0]);
     assert.ok(await has(primary, onlyB1[0]!), 'a young unreferenced object was swept');
 
     // Partials: those of a complete segment go; the complete segment and a lone partial stay.
