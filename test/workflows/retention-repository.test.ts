@@ -4,7 +4,7 @@
 // minAge): B1 names configmap `app` v1, B2 and B3 name v2; B2's base object is under an S3 legal
 // hold on the secondary only; the primary has lost B3's manifest (only the secondary lists it).
 // WAL stand-ins: a complete segment with two partials, a lone partial, and a segment complete on
-// the primary only with a partial on both.
+// the primary only with a partial on both. Last, a legal-hold marker written to the secondary only.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -286,5 +286,16 @@ describe('retention of the whole repository: both locations, Kubernetes objects,
     assert.equal(await has(primary, onlyB1[0]!), false, 'the object only B1 named is still stored');
     for (const key of keptByB3) assert.ok(await has(primary, key), `${key}, named by B3, was swept`);
     assert.deepEqual(sweep.problems, []);
+  });
+  it('a legal-hold marker only the secondary has still holds (the union of both locations\u2019 markers)', async () => {
+    const [, b2] = ids as [string, string, string];
+    const when = new Date();
+    const marker = { backupId: b2, action: 'hold', at: when.toISOString(), by: 'tester', reason: 'LEGAL-9' };
+    await secondary.put(repository.legalHoldEvent('', DB, b2, when, 'hold'), JSON.stringify(marker));
+    const r = await retention(0, '--dry-run');
+    const kept = r.plan.kept.find((k) => k.id === b2);
+    assert.ok(kept, JSON.stringify(r.plan));
+    assert.match(kept.rules.map((x) => x.detail).join('; '), /legal hold by tester at .*: LEGAL-9/);
+    assert.deepEqual(at(r, 'secondary').expired, []);
   });
 });
