@@ -173,10 +173,21 @@ export function createRestoreActivities(deps: RestoreDeps) {
         log.warn(`${base.key}: read from the ${source.name} location (${source.skipped.join('; ')})`);
       const body = await source.store.getStream(base.key);
       const countIn = counter((n) => (progress.storedBytes += n));
-      const countOut = counter((n) => (progress.rawBytes += n));
       const zstd = startTool('zstd', deps.env.LIFEBOAT_ZSTD ?? 'zstd', ['-d', '-q', '-c']);
-      const [cmd, args] = asUser('tar', ['-x', '-f', '-', '-C', dataDir]);
-      const tar = startTool('tar', cmd, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+      // zstd writes straight into tar: the restored bytes (the most of the whole chain) never pass
+      // through this process, which has the download and the decryption to do. tar counts them.
+      const [cmd, args] = asUser('tar', ['--totals', '-x', '-f', '-', '-C', dataDir]);
+      const tar = startTool('tar', cmd, args, {
+        stdio: [zstd.child.stdout!, 'ignore', 'pipe'],
+        onStderr: (text) => {
+          const total = /Total bytes read: (\d+)/.exec(text);
+          if (total) progress.rawBytes = Number(total[1]);
+        },
+        isProgress: (line) => /^Total bytes read: /.test(line),
+      });
+      // tar holds its own copy of the pipe; with ours closed, a tar that stops early makes zstd
+      // fail on its next write instead of blocking on a pipe nobody reads.
+      zstd.child.stdout!.destroy();
       const abort = new AbortController();
       const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
       const onCancel = () => abort.abort(new Error('cancelled'));
@@ -185,7 +196,6 @@ export function createRestoreActivities(deps: RestoreDeps) {
         pipeline(body, countIn, createAgeDecryptor(identitiesFromText(identity)), zstd.child.stdin!, {
           signal: abort.signal,
         }),
-        pipeline(zstd.child.stdout!, countOut, tar.child.stdin!, { signal: abort.signal }),
         zstd.done,
         tar.done,
       ];
