@@ -179,18 +179,24 @@ export function createRetentionActivities(deps: RetentionDeps) {
       objectKeys: string[];
       location?: StorageLocationName;
       snapshot?: string;
-    }): Promise<{ deleted: boolean; locked: LockedObject[]; snapshot?: string }> {
+    }): Promise<{ deleted: boolean; locked: LockedObject[]; snapshot?: string; removed: number }> {
       const manifestKey = repository.manifest('', input.database, input.id);
       const s = storeAt(input.location);
       const folder = await s.list(repository.backupFolder('', input.database, input.id) + '/');
       const keys = [...new Set([...input.objectKeys, ...folder.map((o) => o.key)])];
       const snapshot = input.snapshot && (await s.head(input.snapshot)) ? [input.snapshot] : [];
       const locked = await lockedAmong([manifestKey, ...keys, ...snapshot], input.location);
-      if (locked.length) return { deleted: false, locked };
+      if (locked.length) return { deleted: false, locked, removed: 0 };
       await s.delete(manifestKey);
       for (const key of [...keys, ...snapshot]) await s.delete(key);
       // The index only where it was stored (the second copy does not copy indexes today).
-      return { deleted: true, locked: [], ...(snapshot.length ? { snapshot: snapshot[0] } : {}) };
+      return {
+        deleted: true,
+        locked: [],
+        // What was stored under its folder and its index: 0 when nothing of it was here.
+        removed: folder.length + snapshot.length,
+        ...(snapshot.length ? { snapshot: snapshot[0] } : {}),
+      };
     },
 
     /** Deletes archived WAL objects no kept backup needs; locked ones are left and reported. */

@@ -39,6 +39,8 @@ export interface LocationOutcome {
   /** Partial uploads of segments whose complete object is stored here. */
   partials: { superseded: number; deleted: number; locked: LockedObject[] };
   kubernetes: KubernetesSweep[];
+  /** Expired backups without a manifest here (an unfinished copy) whose objects here were deleted. */
+  incomplete: string[];
 }
 
 /** A mark-and-sweep of one cluster's content-addressed objects at one location. */

@@ -149,6 +149,7 @@ function renderLocation(l: LocationOutcome, dryRun: boolean, named: boolean): st
     lines.push(
       `${where}backups ${dryRun ? 'that would go' : 'deleted'}: ${(dryRun ? l.expired : l.deleted).join(', ') || 'none'}` +
         (l.skipped.length ? `; left under Object Lock: ${l.skipped.map((s) => s.id).join(', ')}` : '') +
+        (l.incomplete.length ? `; objects of unfinished copies deleted: ${l.incomplete.join(', ')}` : '') +
         `; WAL: ${would(l.wal.expired, l.wal.deleted)}`,
     );
   if (l.partials.superseded)

@@ -134,6 +134,15 @@ export async function retentionWorkflow(rawInput: RetentionWorkflowInput): Promi
   return result;
 }
 
+/** A backup's Kubernetes snapshot index, as its manifest at any location names it. */
+function snapshotOf(inv: RetentionInventory, id: string): string | undefined {
+  for (const l of inv.locations ?? []) {
+    const s = l.backups.find((b) => b.id === id)?.snapshot;
+    if (s) return s;
+  }
+  return undefined;
+}
+
 /** The plan carried out (or, in a dry run, described) at one storage location. */
 async function applyAt(
   loc: LocationInventory,
@@ -153,6 +162,7 @@ async function applyAt(
     wal: { expired: 0, deleted: 0, locked: [], keepFromLsn: plan.walKeepFromLsn },
     partials: { superseded: 0, deleted: 0, locked: [] },
     kubernetes: [],
+    incomplete: [],
   };
   const walKeys = (keepFromLsn: string | null) => {
     const expired = new Set(
@@ -175,23 +185,29 @@ async function applyAt(
     // Backups an expired-but-locked backup stands on here: left too, so no chain here breaks.
     const standing = new Map<string, string>();
     // Newest first: an incremental goes before the backups its (also expired) chain builds on.
-    for (const id of [...expiredHere].reverse()) {
+    // Every expired backup, also those without a manifest here: an unfinished copy leaves objects
+    // under the backup's folder that no catalog here lists, and they would stay forever.
+    for (const { id } of [...plan.deleted].reverse()) {
       const child = standing.get(id);
-      const stored = here.get(id)!;
-      const r: { deleted: boolean; locked: LockedObject[]; snapshot?: string } = child
+      const stored = here.get(id);
+      const snapshot = stored?.snapshot ?? snapshotOf(inv, id);
+      const r: { deleted: boolean; locked: LockedObject[]; snapshot?: string; removed?: number } = child
         ? { deleted: false, locked: [{ key: id, why: `needed by ${child}, left under Object Lock` }] }
         : await deleteBackup({
             database: opts.database,
             id,
-            objectKeys: stored.objectKeys,
+            objectKeys: stored?.objectKeys ?? [],
             location: loc.location,
-            ...(stored.snapshot ? { snapshot: stored.snapshot } : {}),
+            ...(snapshot ? { snapshot } : {}),
           });
       if (r.deleted) {
-        outcome.deleted.push(id);
+        if (stored) outcome.deleted.push(id);
+        else if (r.removed) outcome.incomplete.push(id);
         if (r.snapshot) snapshotsDeleted.push(r.snapshot);
         continue;
       }
+      // Nothing of it here (no manifest, nothing stored) is nothing to keep here.
+      if (!stored && child) continue;
       outcome.skipped.push({ id, locked: r.locked });
       for (const a of ancestorsOf(inv.backups, id)) if (!standing.has(a)) standing.set(a, id);
       // What stays here keeps its WAL here: its start onwards is not pruned at this location.

@@ -124,7 +124,7 @@ describe('deleteBackup on the real S3 server', () => {
     const k = keys(id);
     await Promise.all([put(k.manifest), put(k.base), put(k.stray)]);
     const r = await activities().deleteBackup({ database: 'orders', id, objectKeys: [k.base] });
-    assert.deepEqual(r, { deleted: true, locked: [] });
+    assert.deepEqual(r, { deleted: true, locked: [], removed: 2 });
     assert.deepEqual(await present(folder(id)), []);
     assert.deepEqual(await present(k.manifest), []);
   });
