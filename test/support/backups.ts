@@ -15,6 +15,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import pg from 'pg';
+import { livePostmaster } from '../../src/activities/restore.ts';
 import { joinKey, parseS3Url } from '../../src/domain/naming.ts';
 import type { Plan } from '../../src/domain/plan.ts';
 import { repository } from '../../src/domain/repository.ts';
@@ -131,6 +132,31 @@ export async function startRestored(
       fs.rmSync(socketDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Stops whatever server runs on a restored data folder (immediate: it is thrown away) and removes
+ * the restore's folder, the data folder's parent.
+ */
+export function stopRestoredInstance(layout: StackLayout, dataDir: string): void {
+  if (livePostmaster(dataDir))
+    try {
+      execFileSync('runuser', [
+        '-u',
+        layout.postgres.osUser,
+        '--',
+        path.join(layout.postgres.binDir, 'pg_ctl'),
+        'stop',
+        '-m',
+        'immediate',
+        '-w',
+        '-D',
+        dataDir,
+      ]);
+    } catch {
+      // already gone
+    }
+  fs.rmSync(path.dirname(dataDir), { recursive: true, force: true });
 }
 
 export const CONTENT_TABLES = {

@@ -11,8 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
-import pg from 'pg';
-import { parse, stringify } from 'yaml';
+import type pg from 'pg';
 import {
   createObjectStore,
   createS3Client,
@@ -20,15 +19,20 @@ import {
 } from '../../src/activities/ports/object-store.ts';
 import type { IncrementalBackupResult } from '../../src/domain/incremental.ts';
 import { parseManifest, type BackupManifest } from '../../src/domain/manifest.ts';
-import { joinKey, workflowIds } from '../../src/domain/naming.ts';
+import { joinKey } from '../../src/domain/naming.ts';
 import { repository } from '../../src/domain/repository.ts';
-import { archiverSlotName } from '../../src/domain/wal.ts';
-import { loadPlan } from '../../src/workers/plan-file.ts';
 import { freePort } from '../support/backups.ts';
+import {
+  connectPrimary,
+  DB,
+  dropSlot,
+  resetArchiver,
+  terminateArchiver,
+  writeArchivingPlan,
+} from '../support/archiving.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
-const DB = 'orders';
 const STORAGE_CLASS = 'STANDARD_IA';
 
 describe('backup metrics and storage class on the local stack', () => {
@@ -67,25 +71,19 @@ describe('backup metrics and storage class on the local stack', () => {
     connection = await Connection.connect({ address: stack.layout.temporal.address });
     client = new Client({ connection });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-metrics-'));
-    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
-      storage: { primary: { url: string; storageClass?: string } };
-    };
-    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-metrics-${Date.now()}`;
-    raw.storage.primary.storageClass = STORAGE_CLASS;
-    planFile = path.join(tmp, 'lifeboat.yaml');
-    fs.writeFileSync(planFile, stringify(raw));
-    const plan = loadPlan(planFile);
+    const archiving = writeArchivingPlan(stack, tmp, {
+      name: 'metrics',
+      edit: (raw) => {
+        raw.storage.primary.storageClass = STORAGE_CLASS;
+      },
+    });
+    planFile = archiving.planFile;
+    const plan = archiving.plan;
     store = createObjectStore(plan.storage.primary, stack.env);
     s3 = createS3Client(plan.storage.primary, stack.env);
     ({ bucket, prefix } = store);
-    const conn = stack.plan.regions['us-east-1']!.postgres;
-    admin = new pg.Client({ ...conn, database: DB, password: stack.secrets.LIFEBOAT_PG_PASSWORD });
-    await admin.connect();
-    await client.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test starts afresh')
-      .catch(() => undefined);
-    await dropSlot(admin);
+    admin = await connectPrimary(stack);
+    await resetArchiver(client, admin);
     await admin.query('create table if not exists metrics_probe (id bigserial primary key, note text)');
     worker = await startMetricsWorker(workerEnv(), stack.layout.secretsFile);
 
@@ -102,17 +100,11 @@ describe('backup metrics and storage class on the local stack', () => {
     const inc = JSON.parse(incRun.stdout) as IncrementalBackupResult;
     incremental = await manifestOf(inc.backupId);
     assert.equal(incremental.sizes.stored, inc.storedBytes);
-    await client.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('metrics test: backups taken')
-      .catch(() => undefined);
+    await terminateArchiver(client, 'metrics test: backups taken');
   });
 
   after(async () => {
-    await client?.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test over')
-      .catch(() => undefined);
+    if (client) await terminateArchiver(client, 'test over');
     await worker?.stop('SIGTERM');
     if (admin) {
       await dropSlot(admin).catch(() => undefined);
@@ -254,19 +246,4 @@ function value(s: Series, name: string, tags: Record<string, string>): number {
   );
   assert.equal(hits.length, 1, `${name} ${JSON.stringify(tags)}: ${hits.length} samples`);
   return hits[0]![1];
-}
-
-async function dropSlot(c: pg.Client): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const r = await c.query<{ active: boolean }>(
-      'select active from pg_replication_slots where slot_name = $1',
-      [archiverSlotName(DB)],
-    );
-    if (r.rowCount === 0) return;
-    if (!r.rows[0]!.active) {
-      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }

@@ -7,19 +7,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import pg from 'pg';
-import { parse, stringify } from 'yaml';
+import type pg from 'pg';
 import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
 import type { IncrementalBackupResult } from '../../src/domain/incremental.ts';
 import { parseManifest } from '../../src/domain/manifest.ts';
-import { workflowIds } from '../../src/domain/naming.ts';
 import { repository } from '../../src/domain/repository.ts';
-import { archiverSlotName } from '../../src/domain/wal.ts';
-import { loadPlan } from '../../src/workers/plan-file.ts';
+import {
+  connectPrimary,
+  DB,
+  dropSlot,
+  resetArchiver,
+  terminateArchiver,
+  writeArchivingPlan,
+} from '../support/archiving.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
-
-const DB = 'orders';
 
 describe('incremental backup on the local stack', () => {
   let stack: TestStack;
@@ -36,19 +38,11 @@ describe('incremental backup on the local stack', () => {
     connection = await Connection.connect({ address: stack.layout.temporal.address });
     client = new Client({ connection });
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-incremental-'));
-    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as { storage: { primary: { url: string } } };
-    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-incremental-${Date.now()}`;
-    planFile = path.join(tmp, 'lifeboat.yaml');
-    fs.writeFileSync(planFile, stringify(raw));
-    store = createObjectStore(loadPlan(planFile).storage.primary, stack.env);
-    const conn = stack.plan.regions['us-east-1']!.postgres;
-    admin = new pg.Client({ ...conn, database: DB, password: stack.secrets.LIFEBOAT_PG_PASSWORD });
-    await admin.connect();
-    await client.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test starts afresh')
-      .catch(() => undefined);
-    await dropSlot(admin);
+    const archiving = writeArchivingPlan(stack, tmp, { name: 'incremental' });
+    planFile = archiving.planFile;
+    store = createObjectStore(archiving.plan.storage.primary, stack.env);
+    admin = await connectPrimary(stack);
+    await resetArchiver(client, admin);
     await admin.query('create table if not exists incremental_probe (id bigserial primary key, note text)');
     worker = await startWorker('us-east-1', stack.layout.secretsFile, planFile, {
       ...stack.env,
@@ -57,10 +51,7 @@ describe('incremental backup on the local stack', () => {
   });
 
   after(async () => {
-    await client?.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test over')
-      .catch(() => undefined);
+    if (client) await terminateArchiver(client, 'test over');
     await worker?.stop('SIGTERM');
     if (admin) {
       await dropSlot(admin).catch(() => undefined);
@@ -146,18 +137,3 @@ describe('incremental backup on the local stack', () => {
     assert.match(run.stderr, /was not archived within 3s: is the WAL archiver of orders running/);
   });
 });
-
-async function dropSlot(c: pg.Client): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const r = await c.query<{ active: boolean }>(
-      'select active from pg_replication_slots where slot_name = $1',
-      [archiverSlotName(DB)],
-    );
-    if (r.rowCount === 0) return;
-    if (!r.rows[0]!.active) {
-      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}

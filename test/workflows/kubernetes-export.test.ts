@@ -13,8 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Client, Connection } from '@temporalio/client';
-import pg from 'pg';
-import { parse, stringify } from 'yaml';
+import type pg from 'pg';
 import {
   createKubernetesExportActivities,
   type KubernetesExportInput,
@@ -29,15 +28,19 @@ import {
   type KubernetesSnapshot,
 } from '../../src/domain/kubernetes-snapshot.ts';
 import { parseManifest } from '../../src/domain/manifest.ts';
-import { workflowIds } from '../../src/domain/naming.ts';
 import type { Plan } from '../../src/domain/plan.ts';
 import { repository } from '../../src/domain/repository.ts';
-import { archiverSlotName } from '../../src/domain/wal.ts';
-import { loadPlan } from '../../src/workers/plan-file.ts';
+import {
+  connectPrimary,
+  DB,
+  dropSlot,
+  resetArchiver,
+  terminateArchiver,
+  writeArchivingPlan,
+} from '../support/archiving.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
-const DB = 'orders';
 const REGION = 'us-east-1';
 const NS = `export-${Date.now().toString(36)}`;
 const OTHER_NS = `${NS}-other`;
@@ -71,15 +74,12 @@ describe('kubernetes objects in backups', () => {
     connection = await Connection.connect({ address: stack.layout.temporal.address });
     client = new Client({ connection });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-k8s-export-'));
-    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
-      storage: { primary: { url: string } };
-      backup: { policies: { kubernetes?: unknown }[] };
-    };
-    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-k8s-export-${Date.now()}`;
-    raw.backup.policies[0]!.kubernetes = { namespaces: [NS] };
-    planFile = path.join(tmp, 'lifeboat.yaml');
-    fs.writeFileSync(planFile, stringify(raw));
-    plan = loadPlan(planFile);
+    ({ planFile, plan } = writeArchivingPlan(stack, tmp, {
+      name: 'k8s-export',
+      edit: (raw) => {
+        raw.backup.policies[0].kubernetes = { namespaces: [NS] };
+      },
+    }));
     store = createObjectStore(plan.storage.primary, stack.env);
 
     const kc = new KubeConfig();
@@ -133,14 +133,8 @@ describe('kubernetes objects in backups', () => {
       body: { metadata: { name: 'not-selected' }, data: { A: 'b' } },
     });
 
-    const conn = stack.plan.regions[REGION]!.postgres;
-    admin = new pg.Client({ ...conn, database: DB, password: stack.secrets.LIFEBOAT_PG_PASSWORD });
-    await admin.connect();
-    await client.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test starts afresh')
-      .catch(() => undefined);
-    await dropSlot(admin);
+    admin = await connectPrimary(stack);
+    await resetArchiver(client, admin);
     await admin.query('create table if not exists k8s_export_probe (id bigserial primary key, note text)');
     worker = await startWorker(REGION, stack.layout.secretsFile, planFile, {
       ...stack.env,
@@ -149,10 +143,7 @@ describe('kubernetes objects in backups', () => {
   });
 
   after(async () => {
-    await client?.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test over')
-      .catch(() => undefined);
+    if (client) await terminateArchiver(client, 'test over');
     await worker?.stop('SIGTERM');
     if (admin) {
       await dropSlot(admin).catch(() => undefined);
@@ -193,23 +184,24 @@ describe('kubernetes objects in backups', () => {
       `Secret ${NS}/db-credentials`,
       `Service ${NS}/orders-svc`,
     ]);
-    assert.equal(snapshot.newHashes.length, 6);
+    assert.equal(snapshot.newKeys.length, 6);
     assert.ok(!snapshotBytes.toString().includes(SECRET_VALUE));
 
     const keyFile = path.join(tmp, 'age.key');
     fs.writeFileSync(keyFile, `${stack.secrets.LIFEBOAT_AGE_IDENTITY}\n`, { mode: 0o600 });
     const secretB64 = Buffer.from(SECRET_VALUE).toString('base64');
     for (const entry of snapshot.objects) {
-      const stored = Buffer.from(await store.get(repository.clusterObject('', REGION, entry.sha256)));
+      const stored = Buffer.from(await store.get(entry.key));
       assert.ok(
         !stored.includes(SECRET_VALUE) && !stored.includes(secretB64),
         `${entry.name} stored in clear`,
       );
-      const sealed = path.join(tmp, `${entry.sha256}.json.zst.age`);
+      const sealed = path.join(tmp, path.basename(entry.key));
       fs.writeFileSync(sealed, stored);
       // The break-glass path: stock age and zstd open every stored object.
       const opened = execFileSync('sh', ['-c', `age -d -i '${keyFile}' '${sealed}' | zstd -d -q`]);
-      assert.equal(createHash('sha256').update(opened).digest('hex'), entry.sha256, entry.name);
+      // Named by a keyed hash (test/workflows/kubernetes-object-keys.test.ts), never the plain sha256.
+      assert.ok(!entry.key.includes(createHash('sha256').update(opened).digest('hex')), entry.name);
       const obj = JSON.parse(opened.toString('utf8')) as {
         kind: string;
         metadata: Record<string, unknown> & { annotations?: Record<string, string> };
@@ -287,8 +279,8 @@ describe('kubernetes objects in backups', () => {
       parent.objects.filter((o) => o.name === 'feature-flags'),
     );
     const changed = snapshot.objects.find((o) => o.name === 'app-config')!;
-    assert.deepEqual(snapshot.newHashes, [changed.sha256]);
-    assert.notEqual(changed.sha256, parent.objects.find((o) => o.name === 'app-config')!.sha256);
+    assert.deepEqual(snapshot.newKeys, [changed.key]);
+    assert.notEqual(changed.key, parent.objects.find((o) => o.name === 'app-config')!.key);
     process.stderr.write(
       `# incremental ${inc.backupId}: ${inc.segments} WAL segment(s), kubernetes ${k.objects} objects, ${k.newObjects} new (${k.storedBytes} bytes), ${k.deletions} deletion(s)\n`,
     );
@@ -334,6 +326,7 @@ describe('kubernetes objects in backups', () => {
   it('honours includeResources, excludeResources and the label selector', async () => {
     const activities = createKubernetesExportActivities({
       plan,
+      env: stack.env,
       stores: { primary: store },
       clusters: { [REGION]: createKubernetesCluster(stack.layout.kubernetes[REGION].kubeconfig) },
     });
@@ -381,18 +374,3 @@ describe('kubernetes objects in backups', () => {
     );
   });
 });
-
-async function dropSlot(c: pg.Client): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const r = await c.query<{ active: boolean }>(
-      'select active from pg_replication_slots where slot_name = $1',
-      [archiverSlotName(DB)],
-    );
-    if (r.rowCount === 0) return;
-    if (!r.rows[0]!.active) {
-      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}

@@ -7,27 +7,32 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
-import { parse, stringify } from 'yaml';
 import { livePostmaster } from '../../src/activities/restore.ts';
 import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
 import { workflowIds } from '../../src/domain/naming.ts';
 import { repository } from '../../src/domain/repository.ts';
 import { postgresTime, summarizeRestore, type RestoreResult } from '../../src/domain/restore.ts';
-import { archiverSlotName } from '../../src/domain/wal.ts';
 import { socketDir } from '../../src/stack/postgres-clusters.ts';
-import { loadPlan } from '../../src/workers/plan-file.ts';
 import type { pointInTimeRestoreWorkflow } from '../../src/workflows/point-in-time-restore.ts';
+import {
+  DB,
+  dropSlot,
+  fullBackup,
+  resetArchiver,
+  startArchiver,
+  terminateArchiver,
+  writeArchivingPlan,
+} from '../support/archiving.ts';
+import { freePort } from '../support/backups.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { startWorker, type WorkerProcess } from '../support/workers.ts';
 
-const DB = 'orders';
 const STANZA = 'orders';
 const SLOT = 'pgbackrest_compare';
 
@@ -91,17 +96,10 @@ describe('point-in-time restore against pgBackRest', () => {
     client = new Client({ connection });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-vs-pgbackrest-'));
     fs.chmodSync(tmp, 0o755);
-    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
-      storage: { primary: { url: string } };
-      backup: { policies: { database: string }[] };
-    };
-    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-vs-pgbackrest-${Date.now()}`;
-    raw.backup.policies = raw.backup.policies.map((p) =>
-      p.database === DB ? { ...p, walPartialUpload: '3s' } : p,
-    );
-    const planFile = path.join(tmp, 'lifeboat.yaml');
-    fs.writeFileSync(planFile, stringify(raw));
-    const plan = loadPlan(planFile);
+    const { planFile, plan } = writeArchivingPlan(stack, tmp, {
+      name: 'vs-pgbackrest',
+      walPartialUpload: '3s',
+    });
     store = createObjectStore(plan.storage.primary, stack.env);
     repoStore = createObjectStore(
       { ...plan.storage.primary, url: `s3://${stack.layout.s3.bucket}/${repoPath}` },
@@ -119,11 +117,7 @@ describe('point-in-time restore against pgBackRest', () => {
 
     const primary = stack.layout.postgres['us-east-1'];
     admin = await connect(primary.port);
-    await client.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test starts afresh')
-      .catch(() => undefined);
-    await dropSlot(admin, archiverSlotName(DB));
+    await resetArchiver(client, admin);
     await dropSlot(admin, SLOT);
     // Keeps every segment from here on in pg_wal, for pgBackRest's archive-push.
     await admin.query('select pg_create_physical_replication_slot($1, true)', [SLOT]);
@@ -136,18 +130,8 @@ describe('point-in-time restore against pgBackRest', () => {
     );
 
     // Lifeboat: the WAL archiver, then a full backup.
-    await client.workflow.start('walArchiverWorkflow', {
-      taskQueue: 'lifeboat',
-      workflowId: workflowIds.walArchiver(DB),
-      args: [{ database: DB, requestedBy: 'test', runFor: '30s' }],
-    });
-    await client.workflow.execute('fullBackupWorkflow', {
-      taskQueue: 'lifeboat',
-      workflowId: workflowIds.backup(DB),
-      workflowIdConflictPolicy: 'FAIL',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      args: [{ database: DB, requestedBy: 'test' }],
-    });
+    await startArchiver(client, '30s');
+    await fullBackup(client);
 
     // pgBackRest: its own repository and full backup. The stack does not archive (archive_mode
     // off), so archive-check=n; the WAL is pushed below.
@@ -249,14 +233,11 @@ describe('point-in-time restore against pgBackRest', () => {
     if (lifeboat && livePostmaster(lifeboat.instance.dataDir))
       pgCtl('stop', '-m', 'immediate', '-w', '-D', lifeboat.instance.dataDir);
     if (pgbrData && livePostmaster(pgbrData)) pgCtl('stop', '-m', 'immediate', '-w', '-D', pgbrData);
-    await client?.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test over')
-      .catch(() => undefined);
+    if (client) await terminateArchiver(client, 'test over');
     await Promise.all([east?.stop('SIGTERM'), west?.stop('SIGTERM')]);
     if (admin) {
       await dropSlot(admin, SLOT).catch(() => undefined);
-      await dropSlot(admin, archiverSlotName(DB)).catch(() => undefined);
+      await dropSlot(admin).catch(() => undefined);
       await admin.query('drop table if exists public.cmp_accounts, public.cmp_events').catch(() => undefined);
       await admin.end();
     }
@@ -345,30 +326,4 @@ async function tableChecksums(c: pg.Client): Promise<Record<string, string>> {
     out[t] = `${r.rows[0]!.n} rows ${r.rows[0]!.h}`;
   }
   return out;
-}
-
-async function dropSlot(c: pg.Client, slot: string): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const r = await c.query<{ active: boolean }>(
-      'select active from pg_replication_slots where slot_name = $1',
-      [slot],
-    );
-    if (r.rowCount === 0) return;
-    if (!r.rows[0]!.active) {
-      await c.query('select pg_drop_replication_slot($1)', [slot]);
-      return;
-    }
-    await sleep(250);
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }

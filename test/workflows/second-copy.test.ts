@@ -4,7 +4,6 @@
 // overwritten; and with every object of the primary location deleted, a point-in-time restore
 // runs from the secondary and says so.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,7 +13,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
-import { parse, stringify } from 'yaml';
 import {
   createObjectStore,
   createS3Client,
@@ -22,18 +20,26 @@ import {
 } from '../../src/activities/ports/object-store.ts';
 import { readEitherStore } from '../../src/activities/read-either.ts';
 import { copyObject, createReplicateActivities, hashStored } from '../../src/activities/replicate.ts';
-import { livePostmaster } from '../../src/activities/restore.ts';
 import { parseManifest } from '../../src/domain/manifest.ts';
 import { workflowIds } from '../../src/domain/naming.ts';
 import { repository } from '../../src/domain/repository.ts';
 import type { RestoreResult } from '../../src/domain/restore.ts';
 import type { SecondCopyReport } from '../../src/domain/second-copy.ts';
-import { archiverSlotName } from '../../src/domain/wal.ts';
 import { loadPlan } from '../../src/workers/plan-file.ts';
+import {
+  connectPrimary,
+  DB,
+  dropSlot,
+  fullBackup,
+  resetArchiver,
+  startArchiver,
+  terminateArchiver,
+  writeArchivingPlan,
+} from '../support/archiving.ts';
+import { stopRestoredInstance } from '../support/backups.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
-const DB = 'orders';
 const COPY_BUCKET = 'lifeboat-backups-copy';
 const ROWS = 20;
 
@@ -60,19 +66,15 @@ describe('second copy (3-2-1) on the local stack', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-copy-'));
     fs.chmodSync(tmp, 0o755);
     restoreRoot = path.join(tmp, 'restores');
-    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
-      storage: { primary: { url: string }; secondary?: unknown };
-      backup: { policies: { database: string }[] };
-    };
-    const folder = `test-copy-${Date.now()}`;
-    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/${folder}`;
-    raw.storage.secondary = { ...raw.storage.primary, url: `s3://${COPY_BUCKET}/${folder}` };
-    raw.backup.policies = raw.backup.policies.map((p) =>
-      p.database === DB ? { ...p, walPartialUpload: '3s' } : p,
-    );
-    planFile = path.join(tmp, 'lifeboat.yaml');
-    fs.writeFileSync(planFile, stringify(raw));
-    const plan = loadPlan(planFile);
+    const archiving = writeArchivingPlan(stack, tmp, {
+      name: 'copy',
+      walPartialUpload: '3s',
+      edit: (raw, folder) => {
+        raw.storage.secondary = { ...raw.storage.primary, url: `s3://${COPY_BUCKET}/${folder}` };
+      },
+    });
+    planFile = archiving.planFile;
+    const plan = archiving.plan;
     await createS3Client(plan.storage.secondary!, stack.env)
       .send(new CreateBucketCommand({ Bucket: COPY_BUCKET }))
       .catch((err: { name?: string }) => {
@@ -90,38 +92,15 @@ describe('second copy (3-2-1) on the local stack', () => {
       startWorker('us-west-2', stack.layout.secretsFile, planFile, workerEnv),
     ]);
 
-    const pgConn = stack.plan.regions['us-east-1']!.postgres;
-    admin = new pg.Client({
-      host: pgConn.host,
-      port: pgConn.port,
-      user: pgConn.user,
-      database: DB,
-      password: stack.secrets.LIFEBOAT_PG_PASSWORD,
-    });
-    await admin.connect();
-    await client.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test starts afresh')
-      .catch(() => undefined);
-    await dropSlot(admin);
+    admin = await connectPrimary(stack);
+    await resetArchiver(client, admin);
     await admin.query('drop table if exists copy_rows');
     await admin.query('create table copy_rows (id int primary key)');
 
     // Archiver first (its slot holds the WAL from here on), then a full backup, then rows.
-    await client.workflow.start('walArchiverWorkflow', {
-      taskQueue: 'lifeboat',
-      workflowId: workflowIds.walArchiver(DB),
-      args: [{ database: DB, requestedBy: 'test', runFor: '30s' }],
-    });
+    await startArchiver(client, '30s');
     const started = Date.now();
-    const backup = await client.workflow.execute('fullBackupWorkflow', {
-      taskQueue: 'lifeboat',
-      workflowId: workflowIds.backup(DB),
-      workflowIdConflictPolicy: 'FAIL',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      args: [{ database: DB, requestedBy: 'test' }],
-    });
-    const result = backup as { backupId: string; secondCopy?: SecondCopyReport };
+    const result = await fullBackup(client);
     backupId = result.backupId;
     secondCopy = result.secondCopy;
     console.log(`full backup with its second copy: ${Date.now() - started} ms`, secondCopy);
@@ -139,11 +118,8 @@ describe('second copy (3-2-1) on the local stack', () => {
 
   after(async () => {
     for (const dir of fs.existsSync(restoreRoot) ? fs.readdirSync(restoreRoot) : [])
-      stopInstance(stack, path.join(restoreRoot, dir, 'data'));
-    await client?.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test over')
-      .catch(() => undefined);
+      stopRestoredInstance(stack.layout, path.join(restoreRoot, dir, 'data'));
+    if (client) await terminateArchiver(client, 'test over');
     await Promise.all([east?.stop('SIGTERM'), west?.stop('SIGTERM')]);
     if (admin) {
       await dropSlot(admin).catch(() => undefined);
@@ -384,39 +360,3 @@ describe('second copy (3-2-1) on the local stack', () => {
     },
   );
 });
-
-async function dropSlot(c: pg.Client): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const r = await c.query<{ active: boolean }>(
-      'select active from pg_replication_slots where slot_name = $1',
-      [archiverSlotName(DB)],
-    );
-    if (r.rowCount === 0) return;
-    if (!r.rows[0]!.active) {
-      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
-      return;
-    }
-    await sleep(250);
-  }
-}
-
-function stopInstance(stack: TestStack, dataDir: string): void {
-  if (livePostmaster(dataDir))
-    try {
-      execFileSync('runuser', [
-        '-u',
-        stack.layout.postgres.osUser,
-        '--',
-        path.join(stack.layout.postgres.binDir, 'pg_ctl'),
-        'stop',
-        '-m',
-        'immediate',
-        '-w',
-        '-D',
-        dataDir,
-      ]);
-    } catch {
-      // already gone
-    }
-  fs.rmSync(path.dirname(dataDir), { recursive: true, force: true });
-}
