@@ -1,6 +1,6 @@
 // fullBackupWorkflow against the real local stack, with real worker processes started through the
-// CLI: a backup of known content restored by hand with stock tools; workers SIGKILLed at several
-// points; bad input; storage down at the start. Only a us-east-1 worker runs, so every activity
+// CLI: a backup of known content restored by hand with stock tools; workers SIGKILLed while
+// uploading and while verifying; bad input; storage down at the start. Only a us-east-1 worker runs, so every activity
 // of a backup runs in the process the test kills.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -185,7 +185,7 @@ describe('full backup on the local stack', () => {
   );
 
   it(
-    'finishes with one correct backup and nothing left behind when its worker is SIGKILLed at several points',
+    'finishes with one correct backup and nothing left behind when its worker is SIGKILLed while uploading and again while verifying',
     { timeout: 240_000 },
     async () => {
       // Throttled and in 5 MiB parts so that the kills land while parts are uploading.
@@ -232,13 +232,11 @@ describe('full backup on the local stack', () => {
         },
       );
 
+      // One kill per phase with its own recovery: an upload in flight (the retry aborts it and
+      // streams again under a new attempt folder), then a read-back in flight (the verification
+      // is retried; nothing is streamed again). A second kill while uploading would take the same
+      // path as the first and only add a heartbeat timeout (15 s) to the run.
       await killWhen('attempt 1: first part uploaded', async () => (await partsUploaded(backupId)) >= 1);
-      await killWhen(
-        'attempt 2: three parts uploaded',
-        async () =>
-          ((await pendingStarted('streamBaseBackup'))?.attempt ?? 0) >= 2 &&
-          (await partsUploaded(backupId)) >= 3,
-      );
       await killWhen(
         'uploaded, verifying, no manifest yet',
         async () => (await pendingStarted('verifyBackup')) !== undefined,
@@ -249,7 +247,7 @@ describe('full backup on the local stack', () => {
         `# kills: ${kills.join('; ')}; backup took ${result.durationMs} ms in ${result.attempts} attempts`,
       );
       assert.equal(result.backupId, backupId);
-      assert.ok(result.attempts >= 3, `streamed ${result.attempts} times`);
+      assert.equal(result.attempts, 2, `streamed ${result.attempts} times`);
       const manifest = await readManifest(s3, stack.plan, 'orders', backupId);
       assert.equal(manifest.timings.attempts, result.attempts);
       assert.equal(manifest.verification.method, 'content');
@@ -334,7 +332,8 @@ describe('full backup on the local stack', () => {
     'waits while storage is down at the start and completes once it is back',
     { timeout: 120_000 },
     async () => {
-      await stopS3Server(stack.layout);
+      // Killed after 1 s: a clean stop of SeaweedFS takes ~16 s and down is down either way.
+      await stopS3Server(stack.layout, 1000);
       let s3Up = false;
       try {
         const handle = await client.workflow.start('fullBackupWorkflow', {
