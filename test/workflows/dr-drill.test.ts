@@ -10,13 +10,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import pg from 'pg';
+import type pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
 import { drillReportSchema, type DrillReport } from '../../src/domain/drill-report.ts';
@@ -26,14 +25,22 @@ import { parseLsn } from '../../src/domain/lsn.ts';
 import { workflowIds } from '../../src/domain/naming.ts';
 import { repository } from '../../src/domain/repository.ts';
 import type { RestoreProgress } from '../../src/domain/restore.ts';
-import { archiverSlotName } from '../../src/domain/wal.ts';
-import { loadPlan } from '../../src/workers/plan-file.ts';
 import type { drDrillWorkflow } from '../../src/workflows/dr-drill.ts';
+import {
+  connectPrimary,
+  DB,
+  dropSlot,
+  fullBackup,
+  resetArchiver,
+  startArchiver,
+  terminateArchiver,
+  writeArchivingPlan,
+} from '../support/archiving.ts';
+import { freePort } from '../support/backups.ts';
 import { adminQuery, restoreStackShape } from '../support/failover.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
-const DB = 'orders';
 const PHASES_PASSED = ['preparing', 'restoring', 'validating', 'comparing', 'tearing-down', 'reporting'];
 
 describe('DR drill on the local stack', () => {
@@ -49,20 +56,6 @@ describe('DR drill on the local stack', () => {
   const workers: WorkerProcess[] = [];
   const metricsPorts: number[] = [];
 
-  const startArchiver = () =>
-    client.workflow.start('walArchiverWorkflow', {
-      taskQueue: 'lifeboat',
-      workflowId: workflowIds.walArchiver(DB),
-      args: [{ database: DB, requestedBy: 'test', runFor: '60s' }],
-    });
-  const fullBackup = () =>
-    client.workflow.execute('fullBackupWorkflow', {
-      taskQueue: 'lifeboat',
-      workflowId: workflowIds.backup(DB),
-      workflowIdConflictPolicy: 'FAIL',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      args: [{ database: DB, requestedBy: 'test' }],
-    });
   const storedReport = async (r: { database: string; drillId: string }): Promise<DrillReport> =>
     drillReportSchema.parse(
       JSON.parse(
@@ -94,17 +87,9 @@ describe('DR drill on the local stack', () => {
   };
 
   const connectAdmin = async () => {
-    const pgConn = stack.plan.regions['us-east-1']!.postgres;
-    const c = new pg.Client({
-      host: pgConn.host,
-      port: pgConn.port,
-      user: pgConn.user,
-      database: DB,
-      password: stack.secrets.LIFEBOAT_PG_PASSWORD,
-    });
+    const c = await connectPrimary(stack);
     // The failover drill fences the primary, which ends this session: heard, not uncaught.
     c.on('error', () => undefined);
-    await c.connect();
     return c;
   };
 
@@ -115,31 +100,26 @@ describe('DR drill on the local stack', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-drill-'));
     fs.chmodSync(tmp, 0o755);
     restoreRoot = path.join(tmp, 'restores');
-    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
-      storage: { primary: { url: string } };
-      backup: { policies: { database: string }[] };
-      databases: Record<string, Record<string, unknown>>;
-      drills: unknown;
-    };
-    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-drill-${Date.now()}`;
-    raw.backup.policies = raw.backup.policies.map((p) =>
-      p.database === DB ? { ...p, walPartialUpload: '2s' } : p,
-    );
-    raw.databases[DB] = { ...raw.databases[DB], tier: 1, objectives: { rpo: '5s' } };
-    raw.drills = {
-      policies: [
-        {
-          name: 'orders-drill',
-          database: DB,
-          region: 'us-west-2',
-          compareTables: ['drill_rows'],
-          compareAllTables: true,
-        },
-      ],
-    };
-    planFile = path.join(tmp, 'lifeboat.yaml');
-    fs.writeFileSync(planFile, stringify(raw));
-    store = createObjectStore(loadPlan(planFile).storage.primary, stack.env);
+    const archiving = writeArchivingPlan(stack, tmp, {
+      name: 'drill',
+      walPartialUpload: '2s',
+      edit: (raw) => {
+        raw.databases[DB] = { ...raw.databases[DB], tier: 1, objectives: { rpo: '5s' } };
+        raw.drills = {
+          policies: [
+            {
+              name: 'orders-drill',
+              database: DB,
+              region: 'us-west-2',
+              compareTables: ['drill_rows'],
+              compareAllTables: true,
+            },
+          ],
+        };
+      },
+    });
+    planFile = archiving.planFile;
+    store = createObjectStore(archiving.plan.storage.primary, stack.env);
     env = { ...stack.env, LIFEBOAT_SPOOL: path.join(tmp, 'spool'), LIFEBOAT_RESTORE_ROOT: restoreRoot };
     for (const region of ['us-east-1', 'us-west-2']) {
       const port = await freePort();
@@ -153,11 +133,7 @@ describe('DR drill on the local stack', () => {
     }
 
     admin = await connectAdmin();
-    await client.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test starts afresh')
-      .catch(() => undefined);
-    await dropSlot(admin);
+    await resetArchiver(client, admin);
     await admin.query('drop table if exists drill_rows, drill_keyless');
     await admin.query('create table drill_rows (id serial primary key, note text not null)');
     // No primary key: compared in row-text order.
@@ -165,8 +141,8 @@ describe('DR drill on the local stack', () => {
       `create table drill_keyless as select g as n, g % 7 as m from generate_series(1, 100) g`,
     );
     await admin.query(`insert into drill_rows (note) select md5(g::text) from generate_series(1, 500) g`);
-    await startArchiver();
-    await fullBackup();
+    await startArchiver(client, '60s');
+    await fullBackup(client);
   });
 
   after(async () => {
@@ -174,10 +150,7 @@ describe('DR drill on the local stack', () => {
       await adminQuery(stack, 'us-east-1', 'alter system reset recovery_min_apply_delay').catch(
         () => undefined,
       );
-    await client?.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test over')
-      .catch(() => undefined);
+    if (client) await terminateArchiver(client, 'test over');
     await Promise.all(workers.map((w) => w.stop('SIGTERM')));
     if (admin) {
       await dropSlot(admin).catch(() => undefined);
@@ -284,7 +257,7 @@ describe('DR drill on the local stack', () => {
       // The next backup carries recovery_min_apply_delay: its restore holds before the first commit.
       await adminQuery(stack, 'us-east-1', `alter system set recovery_min_apply_delay = '1h'`);
       try {
-        await fullBackup();
+        await fullBackup(client);
       } finally {
         await adminQuery(stack, 'us-east-1', 'alter system reset recovery_min_apply_delay');
       }
@@ -353,7 +326,7 @@ describe('DR drill on the local stack', () => {
     async () => {
       // A backup without the delay, then: a commit in a segment that is archived, 6 s of nothing,
       // a commit in the next segment, which is then deleted from storage with the archiver stopped.
-      await fullBackup();
+      await fullBackup(client);
       await admin.query(`insert into drill_rows (note) values ('archived')`);
       const kept = await segmentHolding(await currentLsn());
       await admin.query('select pg_switch_wal()');
@@ -409,31 +382,25 @@ describe('DR drill on the local stack', () => {
   );
 
   it('bad input exits 2 naming every problem; a failover drill against a production plan is refused without the acknowledgement', async () => {
-    const bad = await runCli(
-      ['drill', '--database', 'nope', '--region', 'mars', '--to', 'yesterday', '-f', planFile],
-      env,
-    );
-    assert.equal(bad.code, 2, bad.stderr);
-    assert.match(bad.stderr, /--database: "nope" is not in the plan/);
-    assert.match(bad.stderr, /--region: "mars" is not in the plan/);
-    assert.match(bad.stderr, /--to: "yesterday" is not a target/);
     const prod = path.join(tmp, 'production.yaml');
     fs.writeFileSync(
       prod,
       stringify({ ...(parse(fs.readFileSync(planFile, 'utf8')) as object), environment: 'production' }),
     );
-    const refused = await runCli(
-      ['drill', '--database', DB, '--region', 'us-west-2', '--failover', '-f', prod],
-      env,
-    );
+    // Three refusals at the edge, independent of one another: run side by side.
+    const [bad, refused, primary] = await Promise.all([
+      runCli(['drill', '--database', 'nope', '--region', 'mars', '--to', 'yesterday', '-f', planFile], env),
+      runCli(['drill', '--database', DB, '--region', 'us-west-2', '--failover', '-f', prod], env),
+      runCli(['drill', '--database', DB, '--region', 'us-east-1', '--failover', '-f', planFile], env),
+    ]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--database: "nope" is not in the plan/);
+    assert.match(bad.stderr, /--region: "mars" is not in the plan/);
+    assert.match(bad.stderr, /--to: "yesterday" is not a target/);
     assert.equal(refused.code, 2, refused.stderr);
     assert.match(
       refused.stderr,
       /marked production: a failover drill moves its live primary; pass --i-understand-this-is-production/,
-    );
-    const primary = await runCli(
-      ['drill', '--database', DB, '--region', 'us-east-1', '--failover', '-f', planFile],
-      env,
     );
     assert.equal(primary.code, 2, primary.stderr);
     assert.match(primary.stderr, /us-east-1 is orders's primary region/);
@@ -503,29 +470,3 @@ describe('DR drill on the local stack', () => {
     },
   );
 });
-
-async function dropSlot(c: pg.Client): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const r = await c.query<{ active: boolean }>(
-      'select active from pg_replication_slots where slot_name = $1',
-      [archiverSlotName(DB)],
-    );
-    if (r.rowCount === 0) return;
-    if (!r.rows[0]!.active) {
-      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
-      return;
-    }
-    await sleep(250);
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}

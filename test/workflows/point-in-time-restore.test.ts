@@ -12,7 +12,6 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import pg from 'pg';
-import { parse, stringify } from 'yaml';
 import { livePostmaster } from '../../src/activities/restore.ts';
 import { createDnsZone, type DnsZone } from '../../src/activities/ports/dns-zone.ts';
 import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
@@ -25,14 +24,22 @@ import {
   type RestoreProgress,
   type RestoreResult,
 } from '../../src/domain/restore.ts';
-import { archiverSlotName } from '../../src/domain/wal.ts';
-import { loadPlan } from '../../src/workers/plan-file.ts';
 import type { pointInTimeRestoreWorkflow } from '../../src/workflows/point-in-time-restore.ts';
 import { stackUp } from '../../src/stack/stack.ts';
+import {
+  connectPrimary,
+  DB,
+  dropSlot,
+  fullBackup,
+  resetArchiver,
+  startArchiver,
+  terminateArchiver,
+  writeArchivingPlan,
+} from '../support/archiving.ts';
+import { stopRestoredInstance } from '../support/backups.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
-const DB = 'orders';
 const ROWS = 60;
 
 interface Mark {
@@ -129,17 +136,9 @@ describe('point-in-time restore on the local stack', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-pitr-'));
     fs.chmodSync(tmp, 0o755);
     restoreRoot = path.join(tmp, 'restores');
-    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
-      storage: { primary: { url: string } };
-      backup: { policies: { database: string }[] };
-    };
-    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-pitr-${Date.now()}`;
-    raw.backup.policies = raw.backup.policies.map((p) =>
-      p.database === DB ? { ...p, walPartialUpload: '3s' } : p,
-    );
-    planFile = path.join(tmp, 'lifeboat.yaml');
-    fs.writeFileSync(planFile, stringify(raw));
-    store = createObjectStore(loadPlan(planFile).storage.primary, stack.env);
+    const archiving = writeArchivingPlan(stack, tmp, { name: 'pitr', walPartialUpload: '3s' });
+    planFile = archiving.planFile;
+    store = createObjectStore(archiving.plan.storage.primary, stack.env);
     workerEnv = {
       ...stack.env,
       LIFEBOAT_SPOOL: path.join(tmp, 'spool'),
@@ -150,40 +149,17 @@ describe('point-in-time restore on the local stack', () => {
       startWorker('us-west-2', stack.layout.secretsFile, planFile, workerEnv),
     ]);
 
-    const pgConn = stack.plan.regions['us-east-1']!.postgres;
-    admin = new pg.Client({
-      host: pgConn.host,
-      port: pgConn.port,
-      user: pgConn.user,
-      database: DB,
-      password: stack.secrets.LIFEBOAT_PG_PASSWORD,
-    });
-    await admin.connect();
-    await client.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test starts afresh')
-      .catch(() => undefined);
-    await dropSlot(admin);
+    admin = await connectPrimary(stack);
+    await resetArchiver(client, admin);
     await admin.query('drop table if exists pitr_rows');
     await admin.query(
       'create table pitr_rows (id int primary key, at timestamptz not null default clock_timestamp())',
     );
 
     // Archiver first (its slot holds the WAL from here on), then a full backup.
-    await client.workflow.start('walArchiverWorkflow', {
-      taskQueue: 'lifeboat',
-      workflowId: workflowIds.walArchiver(DB),
-      args: [{ database: DB, requestedBy: 'test', runFor: '30s' }],
-    });
+    await startArchiver(client, '30s');
     backupStartedAt = new Date().toISOString();
-    const backup = await client.workflow.execute('fullBackupWorkflow', {
-      taskQueue: 'lifeboat',
-      workflowId: workflowIds.backup(DB),
-      workflowIdConflictPolicy: 'FAIL',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      args: [{ database: DB, requestedBy: 'test' }],
-    });
-    assert.ok(backup);
+    assert.ok(await fullBackup(client));
 
     // The workload: one row per transaction, the server's clock and WAL position after each.
     for (let id = 1; id <= ROWS; id++) {
@@ -212,13 +188,10 @@ describe('point-in-time restore on the local stack', () => {
   });
 
   after(async () => {
-    for (const r of restored) stopInstance(stack, r.instance.dataDir);
+    for (const r of restored) stopRestoredInstance(stack.layout, r.instance.dataDir);
     for (const dir of fs.existsSync(restoreRoot) ? fs.readdirSync(restoreRoot) : [])
-      stopInstance(stack, path.join(restoreRoot, dir, 'data'));
-    await client?.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test over')
-      .catch(() => undefined);
+      stopRestoredInstance(stack.layout, path.join(restoreRoot, dir, 'data'));
+    if (client) await terminateArchiver(client, 'test over');
     await Promise.all([east?.stop('SIGTERM'), west?.stop('SIGTERM')]);
     if (admin) {
       await dropSlot(admin).catch(() => undefined);
@@ -356,7 +329,7 @@ describe('point-in-time restore on the local stack', () => {
           'us-west-2',
           '--cutover',
           '--approval-timeout',
-          '5s',
+          '2s',
           '-f',
           planFile,
         ],
@@ -366,11 +339,11 @@ describe('point-in-time restore on the local stack', () => {
       assert.equal(done.code, 1, done.stderr);
       assert.match(
         done.stdout,
-        /cutover not-approved: not approved within 5\.0s \(0 of 2 approvals\); DNS unchanged/,
+        /cutover not-approved: not approved within 2\.0s \(0 of 2 approvals\); DNS unchanged/,
       );
       const dataDir = /data directory (\S+)\)/.exec(done.stdout)?.[1];
       assert.ok(dataDir, done.stdout);
-      stopInstance(stack, dataDir);
+      stopRestoredInstance(stack.layout, dataDir);
       assert.deepEqual(await dnsNow(), dnsBefore);
       const bad = await runCli(
         [
@@ -404,35 +377,31 @@ describe('point-in-time restore on the local stack', () => {
 
   it('refuses a target outside the window at once, saying what the window is, writing nothing', async () => {
     const before = new Date(Date.parse(backupStartedAt) - 3600_000).toISOString();
-    const early = await restore({ target: before }, 'early');
-    await assert.rejects(early.result(), (err: unknown) => {
-      assert.ok(err instanceof WorkflowFailedError);
-      assert.match(
-        err.cause?.message ?? '',
-        /before the first full backup ended; recoverable from .* to lsn /,
-      );
-      return true;
-    });
-    const future = await runCli(
-      [
-        'restore',
-        '--database',
-        DB,
-        '--to',
-        new Date(Date.now() + 3600_000).toISOString(),
-        '--region',
-        'us-west-2',
-        '-f',
-        planFile,
-      ],
-      stack.env,
+    const future = new Date(Date.now() + 3600_000).toISOString();
+    // Three refusals, independent of one another: run side by side.
+    const [early, inFuture, bad] = await Promise.all([
+      restore({ target: before }, 'early').then((h) =>
+        h.result().then(
+          () => undefined,
+          (err: unknown) => err,
+        ),
+      ),
+      runCli(
+        ['restore', '--database', DB, '--to', future, '--region', 'us-west-2', '-f', planFile],
+        stack.env,
+      ),
+      runCli(
+        ['restore', '--database', DB, '--to', 'yesterday', '--region', 'us-west-2', '-f', planFile],
+        stack.env,
+      ),
+    ]);
+    assert.ok(early instanceof WorkflowFailedError, `the early target was refused: ${String(early)}`);
+    assert.match(
+      early.cause?.message ?? '',
+      /before the first full backup ended; recoverable from .* to lsn /,
     );
-    assert.equal(future.code, 1, future.stderr);
-    assert.match(future.stderr, /is in the future .*recoverable from/);
-    const bad = await runCli(
-      ['restore', '--database', DB, '--to', 'yesterday', '--region', 'us-west-2', '-f', planFile],
-      stack.env,
-    );
+    assert.equal(inFuture.code, 1, inFuture.stderr);
+    assert.match(inFuture.stderr, /is in the future .*recoverable from/);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--to: "yesterday" is not a target/);
     const written = fs.existsSync(restoreRoot) ? fs.readdirSync(restoreRoot) : [];
@@ -540,50 +509,7 @@ describe('point-in-time restore on the local stack', () => {
       assert.match(late.note ?? '', /the archive holds nothing after .*, before the target/);
     } finally {
       await stackUp(stack.layout, stack.plan);
-      admin = new pg.Client({
-        host: primary.host,
-        port: primary.port,
-        user: stack.plan.regions['us-east-1']!.postgres.user,
-        database: DB,
-        password: stack.secrets.LIFEBOAT_PG_PASSWORD,
-      });
-      await admin.connect();
+      admin = await connectPrimary(stack);
     }
   });
 });
-
-function stopInstance(stack: TestStack, dataDir: string): void {
-  if (livePostmaster(dataDir))
-    try {
-      execFileSync('runuser', [
-        '-u',
-        stack.layout.postgres.osUser,
-        '--',
-        path.join(stack.layout.postgres.binDir, 'pg_ctl'),
-        'stop',
-        '-m',
-        'immediate',
-        '-w',
-        '-D',
-        dataDir,
-      ]);
-    } catch {
-      // already gone
-    }
-  fs.rmSync(path.dirname(dataDir), { recursive: true, force: true });
-}
-
-async function dropSlot(c: pg.Client): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const r = await c.query<{ active: boolean }>(
-      'select active from pg_replication_slots where slot_name = $1',
-      [archiverSlotName(DB)],
-    );
-    if (r.rowCount === 0) return;
-    if (!r.rows[0]!.active) {
-      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
-      return;
-    }
-    await sleep(250);
-  }
-}
