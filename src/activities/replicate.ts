@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { LifeboatError } from '../domain/errors.ts';
-import { parseManifest } from '../domain/manifest.ts';
+import { parseSnapshot } from '../domain/kubernetes-snapshot.ts';
+import { parseManifest, type BackupManifest } from '../domain/manifest.ts';
 import { repository } from '../domain/repository.ts';
 import type { CompletedPart, ObjectStore } from './ports/object-store.ts';
 import type { StorageLocationName } from './storage.ts';
@@ -174,11 +175,20 @@ export function createReplicateActivities(deps: {
       const progress = { objects: 0, bytes: 0 };
       const beat = setInterval(() => ctx?.heartbeat(progress), HEARTBEAT_MS);
       try {
-        const copies = [
+        const copies: { key: string; sha256?: string; presentIsEnough?: boolean }[] = [
           ...parsed.manifest.objects.map((o) => ({ key: o.key, sha256: o.sha256 })),
+          ...(await kubernetesCopies(primary, parsed.manifest.kubernetes)),
           { key: manifestKey, sha256: undefined },
         ];
         for (const c of copies) {
+          // An object an earlier backup exported (content-addressed, written once) is there whole
+          // when it is there at all: a HEAD, not a second read of both copies.
+          if (c.presentIsEnough && (await secondary.head(c.key))) {
+            progress.objects++;
+            result.objects++;
+            result.present++;
+            continue;
+          }
           // A worker lost mid-copy leaves an unfinished multipart upload of this key: it goes first.
           for (const u of await secondary.listMultipartUploads(c.key))
             if (u.key === c.key) await secondary.abortMultipartUpload(u.key, u.uploadId);
@@ -198,4 +208,27 @@ export function createReplicateActivities(deps: {
       return result;
     },
   };
+}
+
+/**
+ * What a restore of the backup's Kubernetes objects needs at the second location: every object
+ * its snapshot index names (the ones this backup uploaded are checked byte for byte; earlier
+ * backups' need only be there), then the index itself, checked against the manifest.
+ */
+async function kubernetesCopies(
+  primary: ObjectStore,
+  kubernetes: BackupManifest['kubernetes'],
+): Promise<{ key: string; sha256?: string; presentIsEnough?: boolean }[]> {
+  if (!kubernetes) return [];
+  const parsed = parseSnapshot(Buffer.from(await primary.get(kubernetes.snapshot)).toString('utf8'));
+  if (!parsed.ok)
+    throw new LifeboatError(
+      'IntegrityError',
+      `${where(primary, kubernetes.snapshot)} does not validate: ${parsed.problems.join('; ')}`,
+    );
+  const fresh = new Set(parsed.snapshot.newKeys);
+  return [
+    ...parsed.snapshot.objects.map((o) => ({ key: o.key, presentIsEnough: !fresh.has(o.key) })),
+    { key: kubernetes.snapshot, sha256: kubernetes.snapshotSha256 },
+  ];
 }
