@@ -1,7 +1,7 @@
 // walArchiverWorkflow against the real local stack: a write load on the primary, pg_receivewal
-// spawned by a real worker process, SeaweedFS stopped for 30 s in the middle. What is stored is
-// checked from S3 itself: contiguous segments, and bytes that stock `age -d` and `zstd -d` turn
-// back into exactly what PostgreSQL has in pg_wal.
+// spawned by a real worker process, SeaweedFS stopped in the middle while ten segments or more are
+// written. What is stored is checked from S3 itself: contiguous segments, and bytes that stock
+// `age -d` and `zstd -d` turn back into exactly what PostgreSQL has in pg_wal.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,7 +15,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import pg from 'pg';
-import { parse, stringify } from 'yaml';
 import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
 import { parseLsn } from '../../src/domain/lsn.ts';
 import { workflowIds } from '../../src/domain/naming.ts';
@@ -28,11 +27,11 @@ import {
   type WalArchiverStatus,
 } from '../../src/domain/wal.ts';
 import { startS3Server, stopS3Server } from '../../src/stack/s3-server.ts';
-import { loadPlan } from '../../src/workers/plan-file.ts';
+import { connectPrimary, DB, dropSlot, resetArchiver, writeArchivingPlan } from '../support/archiving.ts';
+import { freePort } from '../support/backups.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
-const DB = 'orders';
 const SEG = 16 * 1024 * 1024;
 
 describe('WAL archiver on the local stack', () => {
@@ -101,38 +100,20 @@ describe('WAL archiver on the local stack', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-wal-'));
     spool = path.join(tmp, 'spool');
     // A fresh storage prefix, a 5 s partial upload and a webhook of our own.
-    const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
-      storage: { primary: { url: string } };
-      backup: { policies: { database: string }[] };
-      notifications: unknown;
-    };
-    raw.storage.primary.url = `s3://${stack.layout.s3.bucket}/test-wal-${Date.now()}`;
-    raw.backup.policies = raw.backup.policies.map((p) =>
-      p.database === DB ? { ...p, walPartialUpload: '5s' } : p,
-    );
-    raw.notifications = {
-      webhooks: [{ name: 'ops', urlEnv: 'LIFEBOAT_TEST_WEBHOOK_URL', events: ['failure'] }],
-    };
-    planFile = path.join(tmp, 'lifeboat.yaml');
-    fs.writeFileSync(planFile, stringify(raw));
-    const plan = loadPlan(planFile);
-    store = createObjectStore(plan.storage.primary, stack.env);
-
-    const pgConn = stack.plan.regions['us-east-1']!.postgres;
-    admin = new pg.Client({
-      host: pgConn.host,
-      port: pgConn.port,
-      user: pgConn.user,
-      database: DB,
-      password: stack.secrets.LIFEBOAT_PG_PASSWORD,
+    const archiving = writeArchivingPlan(stack, tmp, {
+      name: 'wal',
+      walPartialUpload: '5s',
+      edit: (raw) => {
+        raw.notifications = {
+          webhooks: [{ name: 'ops', urlEnv: 'LIFEBOAT_TEST_WEBHOOK_URL', events: ['failure'] }],
+        };
+      },
     });
-    await admin.connect();
-    // Start from nothing: no archiver running, no slot left by an earlier run.
-    await client.workflow
-      .getHandle(workflowIds.walArchiver(DB))
-      .terminate('test starts afresh')
-      .catch(() => undefined);
-    await dropSlot(admin);
+    planFile = archiving.planFile;
+    store = createObjectStore(archiving.plan.storage.primary, stack.env);
+
+    admin = await connectPrimary(stack);
+    await resetArchiver(client, admin);
     await admin.query(
       'create table if not exists wal_archiver_load (id bigserial primary key, payload text not null, at timestamptz default now())',
     );
@@ -144,7 +125,7 @@ describe('WAL archiver on the local stack', () => {
       LIFEBOAT_TEST_WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
     };
     worker = await startRegionWorker();
-    load = new WriteLoad(pgConn, stack.secrets.LIFEBOAT_PG_PASSWORD!);
+    load = new WriteLoad(stack.plan.regions['us-east-1']!.postgres, stack.secrets.LIFEBOAT_PG_PASSWORD!);
   });
 
   after(async () => {
@@ -164,15 +145,18 @@ describe('WAL archiver on the local stack', () => {
     handle = await client.workflow.start('walArchiverWorkflow', {
       taskQueue: 'lifeboat',
       workflowId: workflowIds.walArchiver(DB),
-      // Short runs and an early continue-as-new, so both happen within the test.
-      args: [{ database: DB, requestedBy: 'test', runFor: '20s', continueAsNewAfter: 2 }],
+      // Short runs and an early continue-as-new, so both happen within the test. Runs end once
+      // streaming starts, when storage goes and when it is back: the continue-as-new after the
+      // third comes with storage up (while it is down, a continue-as-new first waits ~15 s for the
+      // audit record's retries, with no run streaming).
+      args: [{ database: DB, requestedBy: 'test', runFor: '20s', continueAsNewAfter: 3 }],
     });
     // `archiver start` on a running archiver keeps it: exit 0, said so.
     const again = await runCli(['archiver', 'start', '--database', DB, '-f', planFile], stack.env);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /already runs: wal-archiver-orders/);
 
-    load.start({ switchEveryMs: 1500 });
+    load.start({ switchEveryMs: 750 });
     let segments: string[] = [];
     for (let i = 0; segments.length < 6; i++) {
       assert.ok(i < 60, `only ${segments.length} segment(s) stored after 30 s`);
@@ -239,11 +223,13 @@ describe('WAL archiver on the local stack', () => {
     assert.ok(delay < 5000 + 3000, `the committed row reached storage after ${delay} ms`);
   });
 
-  it('keeps every segment through a 30 s storage outage, reports it, and uploads the backlog', async () => {
-    load.start({ switchEveryMs: 1500 });
+  it('keeps every segment through a storage outage of ten segments or more, reports it, and uploads the backlog', async () => {
+    // A segment every ~0.5 s, so that the backlog builds up in seconds.
+    load.start({ switchEveryMs: 500 });
     await sleep(2000);
     const before = await storedSegments();
     const outageStart = Date.now();
+    const writtenAtStart = await currentSegment(admin);
     await stopS3Server(stack.layout, 1000);
     let s3Up = false;
     try {
@@ -261,15 +247,30 @@ describe('WAL archiver on the local stack', () => {
       const described = await handle.describe();
       assert.deepEqual(described.searchAttributes.LifeboatOutcome, ['storage-unreachable']);
       await waitFor(() => deliveries.some((d) => /storage unreachable/.test(d.text)), 10_000, 'webhook');
-      // `archiver status` says so too: exit 1, live spool growing.
-      await sleep(Math.max(0, outageStart + 20_000 - Date.now()));
-      const cli = await runCli(['archiver', 'status', '--database', DB, '-f', planFile, '--json'], stack.env);
-      assert.equal(cli.code, 1, cli.stderr);
-      const shown = JSON.parse(cli.stdout) as { status: WalArchiverStatus; live?: { spoolSegments: number } };
-      assert.equal(shown.status.phase, 'storage-unreachable');
-      assert.ok((shown.live?.spoolSegments ?? 0) > 0, `segments wait in the spool: ${cli.stdout}`);
+      // `archiver status` says so too: exit 1, and (once the run's next heartbeat has counted
+      // them) segments waiting in the live spool.
+      for (let i = 0; ; i++) {
+        const cli = await runCli(
+          ['archiver', 'status', '--database', DB, '-f', planFile, '--json'],
+          stack.env,
+        );
+        assert.equal(cli.code, 1, cli.stderr);
+        const shown = JSON.parse(cli.stdout) as {
+          status: WalArchiverStatus;
+          live?: { spoolSegments: number };
+        };
+        assert.equal(shown.status.phase, 'storage-unreachable');
+        if ((shown.live?.spoolSegments ?? 0) > 0) break;
+        assert.ok(i < 20, `no segment waits in the spool: ${cli.stdout}`);
+        await sleep(500);
+      }
 
-      await sleep(Math.max(0, outageStart + 30_000 - Date.now()));
+      // Storage stays down until ten segments or more have been written since it went.
+      await waitFor(
+        async () => segmentNumber(await currentSegment(admin)) - segmentNumber(writtenAtStart) >= 10,
+        30_000,
+        'ten segments written during the outage',
+      );
       await load.stop();
       await startS3Server(stack.layout, stack.secrets, stack.plan);
       s3Up = true;
@@ -306,9 +307,15 @@ describe('WAL archiver on the local stack', () => {
       10_000,
       'restored webhook',
     );
-    assert.ok(s.generations >= 1, `continued as new (${s.generations} generation(s), ${s.runs} runs)`);
+    // The continue-as-new after the third run waits for that run's webhooks: it may come just after.
+    let now = s;
+    await waitFor(
+      async () => (now = await status()).generations >= 1,
+      10_000,
+      () => `continued as new (${now.generations} generation(s), ${now.runs} runs)`,
+    );
     process.stderr.write(
-      `# ${s.segmentsArchived} segments archived (${(s.rawBytes / 2 ** 20).toFixed(0)} MiB raw, ${(s.storedBytes / 2 ** 20).toFixed(1)} MiB stored), ${duringOutage} across a ${((Date.now() - outageStart) / 1000).toFixed(0)} s outage, ${s.runs} runs in ${s.generations + 1} generation(s)\n`,
+      `# ${now.segmentsArchived} segments archived (${(now.rawBytes / 2 ** 20).toFixed(0)} MiB raw, ${(now.storedBytes / 2 ** 20).toFixed(1)} MiB stored), ${duringOutage} across a ${((Date.now() - outageStart) / 1000).toFixed(0)} s outage, ${now.runs} runs in ${now.generations + 1} generation(s)\n`,
     );
   });
 
@@ -335,10 +342,11 @@ describe('WAL archiver on the local stack', () => {
     );
     assertContiguous(segments);
     assert.deepEqual(receiversOn(spool).length, 1, 'one receiver, never two');
+    let upTo: string | undefined;
     await waitFor(
-      async () => (await archivedUpTo()) === lastWritten,
+      async () => (upTo = await archivedUpTo()) === lastWritten,
       20_000,
-      'status (or the live heartbeat) caught up',
+      () => `status (or the live heartbeat) caught up with ${lastWritten} (at ${upTo})`,
     );
     assert.deepEqual((await status()).gaps, [], 'no false gap');
   });
@@ -379,12 +387,27 @@ describe('WAL archiver on the local stack', () => {
     assertContiguous(segments);
     const s = await status();
     assert.deepEqual(s.gaps, []);
-    await waitFor(async () => (await archivedUpTo()) === lastWritten, 20_000, 'the live heartbeat caught up');
+    let upTo: string | undefined;
+    await waitFor(
+      async () => (upTo = await archivedUpTo()) === lastWritten,
+      20_000,
+      () => `the live heartbeat caught up with ${lastWritten} (at ${upTo})`,
+    );
     const stop = await runCli(['archiver', 'stop', '--database', DB, '-f', planFile], stack.env);
     assert.equal(stop.code, 0, stop.stderr);
     assert.match(stop.stdout, /^stopped\. WAL archiver of orders .*: stopped since/);
   });
 });
+
+/** The segment the primary writes into now. */
+async function currentSegment(c: pg.Client): Promise<string> {
+  return (await c.query<{ f: string }>('select pg_walfile_name(pg_current_wal_lsn()) as f')).rows[0]!.f;
+}
+
+/** A segment's position in the WAL stream (its name without the timeline), 16 MiB segments. */
+function segmentNumber(name: string): number {
+  return parseInt(name.slice(8, 16), 16) * (2 ** 32 / SEG) + parseInt(name.slice(16), 16);
+}
 
 function assertContiguous(segments: string[]): void {
   for (let i = 1; i < segments.length; i++)
@@ -432,28 +455,16 @@ function receiversOn(spool: string): number[] {
     .map(Number);
 }
 
-async function waitFor(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  ms: number,
+  what: string | (() => string),
+): Promise<void> {
   const until = Date.now() + ms;
   while (!(await check())) {
-    assert.ok(Date.now() < until, `${what}: not within ${ms} ms`);
+    assert.ok(Date.now() < until, `${typeof what === 'string' ? what : what()}: not within ${ms} ms`);
     await sleep(250);
   }
-}
-
-async function dropSlot(c: pg.Client): Promise<void> {
-  for (let i = 0; i < 40; i++) {
-    const r = await c.query<{ active: boolean }>(
-      'select active from pg_replication_slots where slot_name = $1',
-      [archiverSlotName(DB)],
-    );
-    if (r.rowCount === 0) return;
-    if (!r.rows[0]!.active) {
-      await c.query('select pg_drop_replication_slot($1)', [archiverSlotName(DB)]);
-      return;
-    }
-    await sleep(250);
-  }
-  throw new Error(`slot ${archiverSlotName(DB)} stays active`);
 }
 
 /** INSERTs in a loop on its own connection, with a pg_switch_wal() every so often. */
@@ -494,13 +505,4 @@ class WriteLoad {
       await c.end();
     }
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = http.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
