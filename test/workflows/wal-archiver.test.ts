@@ -342,9 +342,11 @@ describe('WAL archiver on the local stack', () => {
     );
     assertContiguous(segments);
     assert.deepEqual(receiversOn(spool).length, 1, 'one receiver, never two');
+    // At or past it: autovacuum of the load table goes on writing WAL after the load stops and may
+    // complete further segments (seen: four more, nothing in them but vacuum and full-page images).
     let upTo: string | undefined;
     await waitFor(
-      async () => (upTo = await archivedUpTo()) === lastWritten,
+      async () => (upTo = await archivedUpTo()) !== undefined && upTo >= lastWritten,
       20_000,
       () => `status (or the live heartbeat) caught up with ${lastWritten} (at ${upTo})`,
     );
@@ -389,7 +391,7 @@ describe('WAL archiver on the local stack', () => {
     assert.deepEqual(s.gaps, []);
     let upTo: string | undefined;
     await waitFor(
-      async () => (upTo = await archivedUpTo()) === lastWritten,
+      async () => (upTo = await archivedUpTo()) !== undefined && upTo >= lastWritten,
       20_000,
       () => `the live heartbeat caught up with ${lastWritten} (at ${upTo})`,
     );
