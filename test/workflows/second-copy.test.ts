@@ -20,7 +20,8 @@ import {
 } from '../../src/activities/ports/object-store.ts';
 import { readEitherStore } from '../../src/activities/read-either.ts';
 import { copyObject, createReplicateActivities, hashStored } from '../../src/activities/replicate.ts';
-import { parseManifest } from '../../src/domain/manifest.ts';
+import { parseSnapshot } from '../../src/domain/kubernetes-snapshot.ts';
+import { parseManifest, type BackupManifest } from '../../src/domain/manifest.ts';
 import { workflowIds } from '../../src/domain/naming.ts';
 import { repository } from '../../src/domain/repository.ts';
 import type { RestoreResult } from '../../src/domain/restore.ts';
@@ -130,11 +131,25 @@ describe('second copy (3-2-1) on the local stack', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('a full backup lands in both locations byte-identical, its manifest included', async () => {
+  /** Every key a backup's copy consists of: its objects, its Kubernetes export, its manifest. */
+  const backupKeys = async (manifest: BackupManifest, manifestKey: string): Promise<string[]> => {
+    const k8s: string[] = [];
+    if (manifest.kubernetes) {
+      const snapshot = parseSnapshot(
+        Buffer.from(await primary.get(manifest.kubernetes.snapshot)).toString('utf8'),
+      );
+      assert.ok(snapshot.ok);
+      k8s.push(...snapshot.snapshot.objects.map((o) => o.key), manifest.kubernetes.snapshot);
+    }
+    return [...manifest.objects.map((o) => o.key), ...k8s, manifestKey];
+  };
+
+  it('a full backup lands in both locations byte-identical, its Kubernetes export and manifest included', async () => {
     const manifestKey = repository.manifest('', DB, backupId);
     const manifest = parseManifest(Buffer.from(await primary.get(manifestKey)).toString('utf8'));
     assert.ok(manifest.ok);
-    const keys = [...manifest.manifest.objects.map((o) => o.key), manifestKey];
+    const keys = await backupKeys(manifest.manifest, manifestKey);
+    assert.ok(manifest.manifest.kubernetes, 'the stack plan exports the shop namespace with the backup');
     for (const key of keys) {
       const [a, b] = await Promise.all([hashStored(primary, key), hashStored(secondary, key)]);
       assert.equal(b.sha256, a.sha256, `${key}: sha256 on the secondary`);
@@ -230,7 +245,7 @@ describe('second copy (3-2-1) on the local stack', () => {
     const manifestKey = repository.manifest('', DB, inc.backupId);
     const manifest = parseManifest(Buffer.from(await secondary.get(manifestKey)).toString('utf8'));
     assert.ok(manifest.ok, 'the manifest on the secondary validates');
-    const keys = [...manifest.manifest.objects.map((o) => o.key), manifestKey];
+    const keys = await backupKeys(manifest.manifest, manifestKey);
     for (const key of keys) {
       const [a, b] = await Promise.all([hashStored(primary, key), hashStored(secondary, key)]);
       assert.equal(b.sha256, a.sha256, `${key}: sha256 on the secondary`);
