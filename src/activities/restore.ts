@@ -177,13 +177,12 @@ export function createRestoreActivities(deps: RestoreDeps) {
       // zstd writes straight into tar: the restored bytes (the most of the whole chain) never pass
       // through this process, which has the download and the decryption to do. tar counts them.
       const [cmd, args] = asUser('tar', ['--totals', '-x', '-f', '-', '-C', dataDir]);
+      // tar writes its totals line in several writes: read it from all its stderr at the end.
+      let tarStderr = '';
       const tar = startTool('tar', cmd, args, {
         stdio: [zstd.child.stdout!, 'ignore', 'pipe'],
-        onStderr: (text) => {
-          const total = /Total bytes read: (\d+)/.exec(text);
-          if (total) progress.rawBytes = Number(total[1]);
-        },
-        isProgress: (line) => /^Total bytes read: /.test(line),
+        onStderr: (text) => (tarStderr = `${tarStderr}${text}`.slice(-4096)),
+        isProgress: (line) => /^Total bytes read/.test(line),
       });
       // tar holds its own copy of the pipe; with ours closed, a tar that stops early makes zstd
       // fail on its next write instead of blocking on a pipe nobody reads.
@@ -211,6 +210,10 @@ export function createRestoreActivities(deps: RestoreDeps) {
         clearInterval(beat);
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
       }
+      const total = /Total bytes read: (\d+)/.exec(tarStderr);
+      if (!total)
+        throw new LifeboatError('IntegrityError', `tar did not report what it extracted: ${tarStderr}`);
+      progress.rawBytes = Number(total[1]);
       if (progress.storedBytes !== base.bytes)
         throw new LifeboatError(
           'IntegrityError',
