@@ -1,6 +1,6 @@
 // walArchiverWorkflow against the real local stack: a write load on the primary, pg_receivewal
-// spawned by a real worker process, SeaweedFS stopped in the middle while ten segments or more are
-// written. What is stored is checked from S3 itself: contiguous segments, and bytes that stock
+// spawned by a real worker process, SeaweedFS stopped for 30 s in the middle (ten segments or more
+// written meanwhile). What is stored is checked from S3 itself: contiguous segments, and bytes that stock
 // `age -d` and `zstd -d` turn back into exactly what PostgreSQL has in pg_wal.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -223,7 +223,7 @@ describe('WAL archiver on the local stack', () => {
     assert.ok(delay < 5000 + 3000, `the committed row reached storage after ${delay} ms`);
   });
 
-  it('keeps every segment through a storage outage of ten segments or more, reports it, and uploads the backlog', async () => {
+  it('keeps every segment through a 30 s storage outage, reports it, and uploads the backlog', async () => {
     // A segment every ~0.5 s, so that the backlog builds up in seconds.
     load.start({ switchEveryMs: 500 });
     await sleep(2000);
@@ -265,12 +265,14 @@ describe('WAL archiver on the local stack', () => {
         await sleep(500);
       }
 
-      // Storage stays down until ten segments or more have been written since it went.
+      // Storage stays down for 30 s (the outage the issue names), and until ten segments or more
+      // have been written since it went.
       await waitFor(
         async () => segmentNumber(await currentSegment(admin)) - segmentNumber(writtenAtStart) >= 10,
         30_000,
         'ten segments written during the outage',
       );
+      await sleep(Math.max(0, outageStart + 30_000 - Date.now()));
       await load.stop();
       await startS3Server(stack.layout, stack.secrets, stack.plan);
       s3Up = true;
