@@ -4,32 +4,26 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createDrillActivities } from '../../src/activities/drill.ts';
-import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
+import type { ObjectStore } from '../../src/activities/ports/object-store.ts';
 import { LifeboatError } from '../../src/domain/errors.ts';
 import type { Plan } from '../../src/domain/plan.ts';
 import { repository } from '../../src/domain/repository.ts';
 import { drillReportFixture } from '../support/drill-reports.ts';
+import { emptyStores, scratchStore } from '../support/scratch-stores.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 
 describe('drill reports in the second copy', () => {
   let stack: TestStack;
   let primary: ObjectStore;
   let secondary: ObjectStore;
-  const run = Date.now().toString(36);
 
   before(async () => {
     stack = await ensureStack();
-    const at = (prefix: string) => ({
-      ...stack.plan.storage.primary,
-      url: `${stack.plan.storage.primary.url}/${prefix}-${run}`,
-    });
-    primary = createObjectStore(at('drill-copy-primary'), stack.secrets);
-    secondary = createObjectStore(at('drill-copy-secondary'), stack.secrets);
+    primary = scratchStore(stack, 'drill-copy-primary');
+    secondary = scratchStore(stack, 'drill-copy-secondary');
   });
 
-  after(async () => {
-    for (const store of [primary, secondary]) for (const o of await store.list('')) await store.delete(o.key);
-  });
+  after(() => emptyStores(primary, secondary));
 
   it('writes report.json and report.html to both locations; a retry succeeds; a different report overwrites neither', async () => {
     const plan: Plan = stack.plan;

@@ -3,18 +3,13 @@
 // bucket without Object Lock is named as the problem by doctor's storage check and the backup's.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  DeleteObjectCommand,
-  ListObjectVersionsCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createObjectStore } from '../../src/activities/ports/object-store.ts';
 import { lockReason } from '../../src/activities/retention.ts';
 import { createStorageActivities } from '../../src/activities/storage.ts';
 import type { StorageLocation } from '../../src/domain/plan.ts';
 import { stackS3Client } from '../../src/stack/aws-clients.ts';
+import { deleteLockedBucket } from '../support/lock-bucket.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 
 const DAY = 86_400_000;
@@ -39,18 +34,7 @@ before(async () => {
 });
 
 after(async () => {
-  // GOVERNANCE retention may be bypassed (COMPLIANCE could not): the bucket can go.
-  const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
-  for (const v of [...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])])
-    await s3.send(
-      new DeleteObjectCommand({
-        Bucket: bucket,
-        Key: v.Key,
-        VersionId: v.VersionId,
-        BypassGovernanceRetention: true,
-      }),
-    );
-  await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+  await deleteLockedBucket(s3, bucket);
   s3.destroy();
 });
 

@@ -2,18 +2,11 @@
 // backups go, locked objects (GOVERNANCE retention, legal hold) are skipped and reported.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  DeleteObjectCommand,
-  ListObjectVersionsCommand,
-  PutObjectCommand,
-  PutObjectLegalHoldCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createRetentionActivities, lockReason } from '../../src/activities/retention.ts';
 import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
 import { stackS3Client } from '../../src/stack/aws-clients.ts';
+import { deleteLockedBucket } from '../support/lock-bucket.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import type { Plan } from '../../src/domain/plan.ts';
 import { repository } from '../../src/domain/repository.ts';
@@ -48,29 +41,7 @@ before(async () => {
 });
 
 after(async () => {
-  // Versions, holds and GOVERNANCE retention all have to go before the bucket can.
-  const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
-  for (const v of [...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]) {
-    await s3
-      .send(
-        new PutObjectLegalHoldCommand({
-          Bucket: bucket,
-          Key: v.Key,
-          VersionId: v.VersionId,
-          LegalHold: { Status: 'OFF' },
-        }),
-      )
-      .catch(() => undefined);
-    await s3.send(
-      new DeleteObjectCommand({
-        Bucket: bucket,
-        Key: v.Key,
-        VersionId: v.VersionId,
-        BypassGovernanceRetention: true,
-      }),
-    );
-  }
-  await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+  await deleteLockedBucket(s3, bucket);
   s3.destroy();
 });
 

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createKubernetesExportActivities } from '../../src/activities/kubernetes-export.ts';
 import { createKubernetesCluster } from '../../src/activities/ports/kubernetes-cluster.ts';
-import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
+import type { ObjectStore } from '../../src/activities/ports/object-store.ts';
 import { createReplicateActivities } from '../../src/activities/replicate.ts';
 import type { BaseBackupResult } from '../../src/domain/backup.ts';
 import {
@@ -18,27 +18,22 @@ import {
 } from '../../src/domain/kubernetes-snapshot.ts';
 import { fullBackupManifest, serializeManifest } from '../../src/domain/manifest.ts';
 import { repository } from '../../src/domain/repository.ts';
+import { baseBackupFixture } from '../support/manifests.ts';
+import { emptyStores, scratchStore } from '../support/scratch-stores.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 
 describe('second copy of a backup with a Kubernetes export', () => {
   let stack: TestStack;
   let primary: ObjectStore;
   let secondary: ObjectStore;
-  const run = Date.now().toString(36);
 
   before(async () => {
     stack = await ensureStack();
-    const at = (name: string) => ({
-      ...stack.plan.storage.primary,
-      url: `${stack.plan.storage.primary.url}/${name}-${run}`,
-    });
-    primary = createObjectStore(at('k8s-copy-primary'), stack.secrets);
-    secondary = createObjectStore(at('k8s-copy-secondary'), stack.secrets);
+    primary = scratchStore(stack, 'k8s-copy-primary');
+    secondary = scratchStore(stack, 'k8s-copy-secondary');
   });
 
-  after(async () => {
-    for (const store of [primary, secondary]) for (const o of await store.list('')) await store.delete(o.key);
-  });
+  after(() => emptyStores(primary, secondary));
 
   /** A full backup of `orders` whose base is a small stored object, with a real export. */
   async function backup(id: string, startTime: string) {
@@ -65,29 +60,13 @@ describe('second copy of a backup with a Kubernetes export', () => {
       sha256: createHash('sha256').update(body).digest('hex'),
     };
     await primary.put(object.key, body);
-    const base: BaseBackupResult = {
+    const base: BaseBackupResult = baseBackupFixture({
       attempt: 1,
-      recipients: ['age1659k84s526tad7y85cw5fjeczdqtxpj2y5jkkrj8plq63ajlavhqgxsxev'],
       object,
-      rawBytes: 1000,
-      postgres: {
-        systemIdentifier: '7711032694785212813',
-        version: '15.18',
-        versionNum: 150018,
-        timeline: 1,
-        walSegmentSize: 16777216,
-      },
-      startLsn: '0/8000028',
-      stopLsn: '0/8000100',
       startTime,
       stopTime: startTime,
       label: `lifeboat ${id}`,
-      postgresManifest: {
-        checksum: '3ea906cbc536cb591a3a646bcea7e974bbfc49ba730e843032cbe30bb0f9836c',
-        files: 1,
-      },
-      timings: { checkpointMs: 1, streamMs: 1 },
-    };
+    });
     const manifest = {
       ...fullBackupManifest({
         id,

@@ -11,14 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  DeleteObjectCommand,
-  ListObjectVersionsCommand,
-  PutObjectLegalHoldCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { parse, stringify } from 'yaml';
 import {
@@ -32,6 +25,7 @@ import { repository } from '../../src/domain/repository.ts';
 import type { RetentionResult } from '../../src/domain/retention.ts';
 import type { LocationOutcome } from '../../src/domain/retention-repository.ts';
 import { loadPlan } from '../../src/workers/plan-file.ts';
+import { deleteLockedBucket } from '../support/lock-bucket.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
@@ -160,25 +154,7 @@ describe('retention of the whole repository: both locations, Kubernetes objects,
     await worker?.stop('SIGTERM');
     await core?.deleteNamespace({ name: NS }).catch(() => undefined);
     if (!s3) return;
-    // Versions, holds and delete markers all have to go before the bucket can.
-    let versions;
-    do {
-      versions = await s3.send(new ListObjectVersionsCommand({ Bucket: LOCK_BUCKET }));
-      for (const v of [...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]) {
-        await s3
-          .send(
-            new PutObjectLegalHoldCommand({
-              Bucket: LOCK_BUCKET,
-              Key: v.Key,
-              VersionId: v.VersionId,
-              LegalHold: { Status: 'OFF' },
-            }),
-          )
-          .catch(() => undefined);
-        await s3.send(new DeleteObjectCommand({ Bucket: LOCK_BUCKET, Key: v.Key, VersionId: v.VersionId }));
-      }
-    } while (versions.IsTruncated);
-    await s3.send(new DeleteBucketCommand({ Bucket: LOCK_BUCKET }));
+    await deleteLockedBucket(s3, LOCK_BUCKET);
     s3.destroy();
   });
 
@@ -199,10 +175,10 @@ describe('retention of the whole repository: both locations, Kubernetes objects,
     assert.equal(sweep.snapshotsDeleted, 2);
     assert.equal(sweep.unreferenced, 1, 'configmap app v1, named by B1 only');
     assert.equal(sweep.deleted, 0);
-    // Snapshot indexes are not copied to the secondary: none would go there.
+    // Snapshot indexes are copied with their backups (the second copy): B2's would go there too.
     assert.deepEqual(
       at(r, 'secondary').kubernetes.map((k) => k.snapshotsDeleted),
-      [0],
+      [1],
     );
     // Two partials of the complete segment, one of the segment complete on the primary only.
     assert.equal(at(r, 'primary').partials.superseded, 3);
@@ -250,6 +226,11 @@ describe('retention of the whole repository: both locations, Kubernetes objects,
     }
     assert.equal(await has(secondary, repository.manifest('', DB, b1)), false);
     assert.deepEqual(await secondary.list(repository.backupFolder('', DB, b1) + '/'), []);
+    assert.equal(
+      await has(secondary, manifests.get(b1)!.kubernetes!.snapshot),
+      false,
+      'B1 index on the secondary',
+    );
     assert.ok(await has(secondary, repository.manifest('', DB, b2)), 'B2 manifest left on the secondary');
     assert.ok(await has(secondary, manifests.get(b2)!.objects[0]!.key), 'B2 base left on the secondary');
     // B3, listed by the secondary only, is untouched everywhere.
