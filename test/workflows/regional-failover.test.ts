@@ -100,6 +100,24 @@ describe('regional failover on the local stack', () => {
     return d.spec?.replicas;
   };
 
+  /**
+   * PostgreSQL's own binaries, except a pg_rewind that is SIGKILLed 50 ms after it starts: what an
+   * interrupted rewind leaves cannot start, so a re-attach must rebuild the directory instead.
+   */
+  const interruptedRewindBin = (): string => {
+    const dir = fs.mkdtempSync(path.join(stack.layout.state, 'pgbin-'));
+    fs.chmodSync(dir, 0o755);
+    const real = stack.layout.postgres.binDir;
+    for (const name of fs.readdirSync(real))
+      if (name !== 'pg_rewind') fs.symlinkSync(path.join(real, name), path.join(dir, name));
+    fs.writeFileSync(
+      path.join(dir, 'pg_rewind'),
+      `#!/bin/sh\n"${path.join(real, 'pg_rewind')}" "$@" &\nsleep 0.05\nkill -9 $! 2>/dev/null\necho "pg_rewind: interrupted by the test" >&2\nexit 137\n`,
+      { mode: 0o755 },
+    );
+    return dir;
+  };
+
   before(async () => {
     stack = await ensureStack();
     await restoreStackShape(stack);
@@ -466,8 +484,10 @@ describe('regional failover on the local stack', () => {
     }
   });
 
-  it('planned switchover with writes running loses no committed row; the switchback with the same command restores the starting shape', async () => {
+  it('planned switchover with writes running loses no committed row; the switchback with the same command restores the starting shape, rebuilding the old primary with pg_basebackup when its pg_rewind is interrupted', async () => {
     const timeline = await primaryTimeline(stack, 'us-east-1');
+    let binDir: string | undefined;
+    const westDir = stack.layout.postgres['us-west-2'].dataDir;
     const committed: string[] = [];
     // Where and when each row was written: printed when one is missing, to find the cause.
     const trace = new Map<string, string>();
@@ -547,9 +567,24 @@ describe('regional failover on the local stack', () => {
       assert.deepEqual(await dnsValues(), ['pg.us-west-2.lifeboat.internal.']);
       process.stderr.write(`# planned switchover: RTO ${there.rtoMs} ms; ${there.reattach?.detail}\n`);
 
+      // The switchback re-attaches us-west-2, whose worker now meets an interrupted pg_rewind.
+      binDir = interruptedRewindBin();
+      const west = workers.findIndex((w) => w.region === 'us-west-2');
+      await workers[west]!.stop('SIGTERM');
+      workers[west] = await startWorker('us-west-2', stack.layout.secretsFile, planFile, {
+        ...stack.env,
+        LIFEBOAT_PG_BINDIR: binDir,
+      });
       const back = await switchOver('us-east-1');
       writing = false;
       await workload;
+      const rebuilt =
+        /pg_rewind failed \(.*interrupted by the test.*\); rebuilt with pg_basebackup, the old directory kept at (\S+), streaming from us-east-1/.exec(
+          back.reattach!.detail,
+        );
+      assert.ok(rebuilt, back.reattach!.detail);
+      assert.ok(rebuilt[1]!.startsWith(`${westDir}.before-rejoin-`), rebuilt[1]);
+      assert.ok(fs.existsSync(path.join(rebuilt[1]!, 'PG_VERSION')), 'the old directory is kept');
       process.stderr.write(
         `# switchback: RTO ${back.rtoMs} ms; ${committed.length} rows committed, none lost\n`,
       );
@@ -569,15 +604,35 @@ describe('regional failover on the local stack', () => {
       assert.equal(await replicas('us-east-1'), 2);
       assert.equal(await replicas('us-west-2'), 0);
       await adminQuery(stack, 'us-east-1', 'select 1');
-      await assert.doesNotReject(
-        adminQuery(stack, 'us-east-1', 'insert into public.orders (amount) values (1.00)'),
+      // Written on the primary, read on the rebuilt replica.
+      const [last] = await adminQuery<{ id: string }>(
+        stack,
+        'us-east-1',
+        'insert into public.orders (amount) values (1.00) returning id::text as id',
       );
+      for (let i = 0; ; i++) {
+        const seen = await adminQuery(stack, 'us-west-2', 'select 1 from public.orders where id = $1', [
+          last!.id,
+        ]);
+        if (seen.length === 1) break;
+        assert.ok(i < 100, 'a row written on us-east-1 never reached the rebuilt us-west-2');
+        await sleep(100);
+      }
     } catch (err) {
       process.stderr.write(`# planned switchover failed: ${(err as Error).stack}\n`);
       throw err;
     } finally {
       writing = false;
       await workload;
+      if (binDir) {
+        await Promise.all(workers.map((w) => w.stop('SIGTERM')));
+        await startWorkers();
+        fs.rmSync(binDir, { recursive: true, force: true });
+      }
+      // Every directory set aside, also when an assertion stopped the test before it was named.
+      for (const name of fs.readdirSync(path.dirname(westDir)))
+        if (name.startsWith(`${path.basename(westDir)}.before-rejoin-`))
+          fs.rmSync(path.join(path.dirname(westDir), name), { recursive: true, force: true });
       await restoreStackShape(stack);
     }
   });
@@ -620,73 +675,6 @@ describe('regional failover on the local stack', () => {
       assert.deepEqual(there, [{ id: row!.id }]);
     } finally {
       await su.end().catch(() => undefined);
-      await restoreStackShape(stack);
-    }
-  });
-
-  it('planned switchover whose pg_rewind is interrupted rebuilds the old primary with pg_basebackup, keeping its directory aside, and it streams', async () => {
-    // us-east-1's worker gets PostgreSQL's own binaries, but a pg_rewind that is SIGKILLed after
-    // 50 ms: what an interrupted rewind leaves cannot be started, so the re-attach must rebuild.
-    const binDir = fs.mkdtempSync(path.join(stack.layout.state, 'pgbin-'));
-    fs.chmodSync(binDir, 0o755);
-    for (const name of fs.readdirSync(stack.layout.postgres.binDir))
-      if (name !== 'pg_rewind')
-        fs.symlinkSync(path.join(stack.layout.postgres.binDir, name), path.join(binDir, name));
-    fs.writeFileSync(
-      path.join(binDir, 'pg_rewind'),
-      `#!/bin/sh\n"${path.join(stack.layout.postgres.binDir, 'pg_rewind')}" "$@" &\nsleep 0.05\nkill -9 $! 2>/dev/null\necho "pg_rewind: interrupted by the test" >&2\nexit 137\n`,
-      { mode: 0o755 },
-    );
-    const dataDir = stack.layout.postgres['us-east-1'].dataDir;
-    await Promise.all(workers.map((w) => w.stop('SIGTERM')));
-    workers = await Promise.all([
-      startWorker('us-east-1', stack.layout.secretsFile, planFile, {
-        ...stack.env,
-        LIFEBOAT_PG_BINDIR: binDir,
-      }),
-      startWorker('us-west-2', stack.layout.secretsFile, planFile, stack.env),
-    ]);
-    try {
-      const started = await startFailover(['--planned'], 'us-west-2');
-      assert.equal(started.code, 0, started.stderr);
-      await waitPhase(started.handle, ['awaiting-approval']);
-      for (const who of ['alice', 'bob'])
-        assert.equal((await runCli(['approve', WORKFLOW_ID, '--as', who], env())).code, 0);
-      const result = (await started.handle.result()) as FailoverResult;
-      assert.equal(result.outcome, 'switched-over', result.message);
-      assert.equal(result.reattach?.ok, true, result.reattach?.detail);
-      const m =
-        /pg_rewind failed \(.*interrupted by the test.*\); rebuilt with pg_basebackup, the old directory kept at (\S+), streaming from us-west-2/.exec(
-          result.reattach.detail,
-        );
-      assert.ok(m, result.reattach.detail);
-      const aside = m[1]!;
-      assert.ok(aside.startsWith(`${dataDir}.before-rejoin-`), aside);
-      assert.ok(fs.existsSync(path.join(aside, 'PG_VERSION')), 'the old directory is kept');
-      assert.equal(await postgresInRecovery(stack.layout, 'us-east-1'), true);
-      assert.equal(await walReceiverStatus(stack.layout, 'us-east-1'), 'streaming');
-      // Written on the new primary, read on the rebuilt replica.
-      const [row] = await adminQuery<{ id: string }>(
-        stack,
-        'us-west-2',
-        'insert into public.orders (amount) values (4.44) returning id::text as id',
-      );
-      for (let i = 0; ; i++) {
-        const seen = await adminQuery(stack, 'us-east-1', 'select 1 from public.orders where id = $1', [
-          row!.id,
-        ]);
-        if (seen.length === 1) break;
-        assert.ok(i < 100, 'the row written on us-west-2 never reached us-east-1');
-        await sleep(100);
-      }
-    } finally {
-      await Promise.all(workers.map((w) => w.stop('SIGTERM')));
-      await startWorkers();
-      // Every directory set aside, also when an assertion stopped the test before it was named.
-      for (const name of fs.readdirSync(path.dirname(dataDir)))
-        if (name.startsWith(`${path.basename(dataDir)}.before-rejoin-`))
-          fs.rmSync(path.join(path.dirname(dataDir), name), { recursive: true, force: true });
-      fs.rmSync(binDir, { recursive: true, force: true });
       await restoreStackShape(stack);
     }
   });
