@@ -63,6 +63,10 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       // Heartbeat details are the live progress `lifeboat status` shows (bytes of a backup):
       // send them at least every 5 s rather than the SDK's 0.8 × heartbeat timeout.
       maxHeartbeatThrottleInterval: '5s',
+      // A workflow whose worker died waits this long on that worker's sticky queue before any
+      // worker may take it (SDK default 10 s): a failover must not stall 10 s on a lost worker.
+      // The cost, a cache miss and a replay when a live worker is slower than this, is small.
+      stickyQueueScheduleToStartTimeout: '3s',
     };
     const bundle = await workflowBundle(log);
     const regionQueue = regionTaskQueue(opts.plan, opts.region);
