@@ -89,6 +89,22 @@ export async function dropSlot(c: pg.Client, slot = archiverSlotName(DB)): Promi
   throw new Error(`slot ${slot} stays active`);
 }
 
+/**
+ * A test file's clean-up of the primary: the archiver's slot (and `slots`) and the test's tables
+ * go, then the session closes. Best effort: a clean-up never hides the test's own failure.
+ */
+export async function releasePrimary(
+  admin: pg.Client | undefined,
+  tables: string,
+  slots: string[] = [],
+): Promise<void> {
+  if (!admin) return;
+  for (const slot of slots) await dropSlot(admin, slot).catch(() => undefined);
+  await dropSlot(admin).catch(() => undefined);
+  await admin.query(`drop table if exists ${tables}`).catch(() => undefined);
+  await admin.end();
+}
+
 /** A start from nothing: no archiver workflow, no archiver slot. */
 export async function resetArchiver(client: Client, admin: pg.Client): Promise<void> {
   await terminateArchiver(client, 'test starts afresh');

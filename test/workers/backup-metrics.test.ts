@@ -25,7 +25,7 @@ import { freePort } from '../support/backups.ts';
 import {
   connectPrimary,
   DB,
-  dropSlot,
+  releasePrimary,
   resetArchiver,
   terminateArchiver,
   writeArchivingPlan,
@@ -106,11 +106,7 @@ describe('backup metrics and storage class on the local stack', () => {
   after(async () => {
     if (client) await terminateArchiver(client, 'test over');
     await worker?.stop('SIGTERM');
-    if (admin) {
-      await dropSlot(admin).catch(() => undefined);
-      await admin.query('drop table if exists metrics_probe').catch(() => undefined);
-      await admin.end();
-    }
+    await releasePrimary(admin, 'metrics_probe');
     await connection?.close();
   });
 

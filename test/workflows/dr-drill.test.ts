@@ -29,8 +29,8 @@ import type { drDrillWorkflow } from '../../src/workflows/dr-drill.ts';
 import {
   connectPrimary,
   DB,
-  dropSlot,
   fullBackup,
+  releasePrimary,
   resetArchiver,
   startArchiver,
   terminateArchiver,
@@ -152,11 +152,7 @@ describe('DR drill on the local stack', () => {
       );
     if (client) await terminateArchiver(client, 'test over');
     await Promise.all(workers.map((w) => w.stop('SIGTERM')));
-    if (admin) {
-      await dropSlot(admin).catch(() => undefined);
-      await admin.query('drop table if exists drill_rows, drill_keyless').catch(() => undefined);
-      await admin.end();
-    }
+    await releasePrimary(admin, 'drill_rows, drill_keyless');
     await connection?.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   });

@@ -15,7 +15,7 @@ import { repository } from '../../src/domain/repository.ts';
 import {
   connectPrimary,
   DB,
-  dropSlot,
+  releasePrimary,
   resetArchiver,
   terminateArchiver,
   writeArchivingPlan,
@@ -53,11 +53,7 @@ describe('incremental backup on the local stack', () => {
   after(async () => {
     if (client) await terminateArchiver(client, 'test over');
     await worker?.stop('SIGTERM');
-    if (admin) {
-      await dropSlot(admin).catch(() => undefined);
-      await admin.query('drop table if exists incremental_probe').catch(() => undefined);
-      await admin.end();
-    }
+    await releasePrimary(admin, 'incremental_probe');
     await connection?.close();
   });
 

@@ -33,7 +33,7 @@ import { repository } from '../../src/domain/repository.ts';
 import {
   connectPrimary,
   DB,
-  dropSlot,
+  releasePrimary,
   resetArchiver,
   terminateArchiver,
   writeArchivingPlan,
@@ -145,11 +145,7 @@ describe('kubernetes objects in backups', () => {
   after(async () => {
     if (client) await terminateArchiver(client, 'test over');
     await worker?.stop('SIGTERM');
-    if (admin) {
-      await dropSlot(admin).catch(() => undefined);
-      await admin.query('drop table if exists k8s_export_probe').catch(() => undefined);
-      await admin.end();
-    }
+    await releasePrimary(admin, 'k8s_export_probe');
     for (const ns of [NS, OTHER_NS]) await core?.deleteNamespace({ name: ns }).catch(() => undefined);
     await connection?.close();
     fs.rmSync(tmp, { recursive: true, force: true });

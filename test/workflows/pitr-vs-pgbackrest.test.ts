@@ -24,6 +24,7 @@ import {
   DB,
   dropSlot,
   fullBackup,
+  releasePrimary,
   resetArchiver,
   startArchiver,
   terminateArchiver,
@@ -235,12 +236,7 @@ describe('point-in-time restore against pgBackRest', () => {
     if (pgbrData && livePostmaster(pgbrData)) pgCtl('stop', '-m', 'immediate', '-w', '-D', pgbrData);
     if (client) await terminateArchiver(client, 'test over');
     await Promise.all([east?.stop('SIGTERM'), west?.stop('SIGTERM')]);
-    if (admin) {
-      await dropSlot(admin, SLOT).catch(() => undefined);
-      await dropSlot(admin).catch(() => undefined);
-      await admin.query('drop table if exists public.cmp_accounts, public.cmp_events').catch(() => undefined);
-      await admin.end();
-    }
+    await releasePrimary(admin, 'public.cmp_accounts, public.cmp_events', [SLOT]);
     for (const o of repoStore ? await repoStore.list('').catch(() => []) : []) await repoStore.delete(o.key);
     for (const o of store ? await store.list('').catch(() => []) : []) await store.delete(o.key);
     await connection?.close();

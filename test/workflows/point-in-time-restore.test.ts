@@ -29,8 +29,8 @@ import { stackUp } from '../../src/stack/stack.ts';
 import {
   connectPrimary,
   DB,
-  dropSlot,
   fullBackup,
+  releasePrimary,
   resetArchiver,
   startArchiver,
   terminateArchiver,
@@ -193,11 +193,7 @@ describe('point-in-time restore on the local stack', () => {
       stopRestoredInstance(stack.layout, path.join(restoreRoot, dir, 'data'));
     if (client) await terminateArchiver(client, 'test over');
     await Promise.all([east?.stop('SIGTERM'), west?.stop('SIGTERM')]);
-    if (admin) {
-      await dropSlot(admin).catch(() => undefined);
-      await admin.query('drop table if exists pitr_rows').catch(() => undefined);
-      await admin.end();
-    }
+    await releasePrimary(admin, 'pitr_rows');
     await connection?.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   });

@@ -100,6 +100,16 @@ describe('regional failover on the local stack', () => {
     return d.spec?.replicas;
   };
 
+  /** How many times the run promoted us-west-2, from the fencing epochs the promotion records. */
+  const promotions = async (h: WorkflowHandle): Promise<number> => {
+    const [row] = await adminQuery<{ n: string }>(
+      stack,
+      'us-west-2',
+      `select count(*)::text as n from lifeboat.failover_epochs where run_id = $1 and event = 'promoted'`,
+      [(await h.describe()).runId],
+    );
+    return Number(row!.n);
+  };
   /**
    * PostgreSQL's own binaries, except a pg_rewind that is SIGKILLed 50 ms after it starts: what an
    * interrupted rewind leaves cannot start, so a re-attach must rebuild the directory instead.
@@ -353,14 +363,7 @@ describe('regional failover on the local stack', () => {
       assert.equal(result.outcome, 'failed-over', result.message);
       // Promotion happened once: one new timeline, one 'promoted' epoch for the run.
       assert.equal(await primaryTimeline(stack, 'us-west-2'), timeline + 1);
-      const runId = (await handle.describe()).runId;
-      const rows = await adminQuery<{ n: string }>(
-        stack,
-        'us-west-2',
-        `select count(*)::text as n from lifeboat.failover_epochs where run_id = $1 and event = 'promoted'`,
-        [runId],
-      );
-      assert.equal(rows[0]!.n, '1');
+      assert.equal(await promotions(handle), 1);
     } finally {
       await restoreStackShape(stack);
     }
@@ -470,13 +473,7 @@ describe('regional failover on the local stack', () => {
       const result = (await handle.result()) as FailoverResult;
       assert.equal(result.outcome, 'failed-over', result.message);
       assert.equal(await primaryTimeline(stack, 'us-west-2'), timeline + 1);
-      const rows = await adminQuery<{ n: string }>(
-        stack,
-        'us-west-2',
-        `select count(*)::text as n from lifeboat.failover_epochs where run_id = $1 and event = 'promoted'`,
-        [(await handle.describe()).runId],
-      );
-      assert.equal(rows[0]!.n, '1');
+      assert.equal(await promotions(handle), 1);
       assert.deepEqual(await dnsValues(), ['pg.us-west-2.lifeboat.internal.']);
       assert.equal(await replicas('us-west-2'), 2);
     } finally {

@@ -30,8 +30,8 @@ import { loadPlan } from '../../src/workers/plan-file.ts';
 import {
   connectPrimary,
   DB,
-  dropSlot,
   fullBackup,
+  releasePrimary,
   resetArchiver,
   startArchiver,
   terminateArchiver,
@@ -122,11 +122,7 @@ describe('second copy (3-2-1) on the local stack', () => {
       stopRestoredInstance(stack.layout, path.join(restoreRoot, dir, 'data'));
     if (client) await terminateArchiver(client, 'test over');
     await Promise.all([east?.stop('SIGTERM'), west?.stop('SIGTERM')]);
-    if (admin) {
-      await dropSlot(admin).catch(() => undefined);
-      await admin.query('drop table if exists copy_rows').catch(() => undefined);
-      await admin.end();
-    }
+    await releasePrimary(admin, 'copy_rows');
     await connection?.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   });

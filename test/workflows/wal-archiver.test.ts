@@ -27,7 +27,13 @@ import {
   type WalArchiverStatus,
 } from '../../src/domain/wal.ts';
 import { startS3Server, stopS3Server } from '../../src/stack/s3-server.ts';
-import { connectPrimary, DB, dropSlot, resetArchiver, writeArchivingPlan } from '../support/archiving.ts';
+import {
+  connectPrimary,
+  DB,
+  releasePrimary,
+  resetArchiver,
+  writeArchivingPlan,
+} from '../support/archiving.ts';
 import { freePort } from '../support/backups.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
@@ -132,11 +138,7 @@ describe('WAL archiver on the local stack', () => {
     await load?.stop();
     if (handle) await handle.terminate('test over').catch(() => undefined);
     await worker?.stop('SIGTERM');
-    if (admin) {
-      await dropSlot(admin).catch(() => undefined);
-      await admin.query('drop table if exists wal_archiver_load').catch(() => undefined);
-      await admin.end();
-    }
+    await releasePrimary(admin, 'wal_archiver_load');
     await connection?.close();
     receiver.close();
   });
