@@ -4,7 +4,7 @@
 // the download redoes itself into the same fresh directory (a marker says it is ours), a server
 // already running on the directory is adopted rather than started twice, and recovery progress
 // is read from the server, which keeps replaying while no worker watches it.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { Context, log } from '@temporalio/activity';
 import { LifeboatError } from '../domain/errors.ts';
 import { lsnDistance } from '../domain/lsn.ts';
+import { segmentOfLsn } from '../domain/wal.ts';
 import type { CatalogEntry } from '../domain/manifest.ts';
 import { dbnameOf, type Plan, type PostgresConnection } from '../domain/plan.ts';
 import {
@@ -31,6 +32,7 @@ import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres } from './ports/postgres.ts';
 import type { StorageLocationName } from './storage.ts';
 import { locate, readCatalogEither, readingOrder, readWalListingEither } from './read-either.ts';
+import { startWalPrefetcher, writeWalFetchSidecar } from './restore-wal-fetch.ts';
 
 const run = promisify(execFile);
 const HEARTBEAT_EVERY_MS = 1000;
@@ -159,6 +161,18 @@ export function createRestoreActivities(deps: RestoreDeps) {
       const marker: Marker = { restoreId: input.restoreId, backupId: input.backupId, state: 'downloading' };
       fs.writeFileSync(path.join(dataDir, RESTORE_MARKER), JSON.stringify(marker));
       await chown(dataDir);
+      // The WAL replay will need is fetched while the base backup downloads: by the time the
+      // server starts, its first segments (and the timeline history files) are on local disk.
+      const { walSegmentSize, timeline } = manifest.postgres;
+      const { sidecar } = writeWalFetchSidecar({
+        plan: deps.plan,
+        env: deps.env,
+        sidecar: sidecarOf(dataDir),
+        database: input.database,
+        walSegmentSize,
+      });
+      await chown(sidecar);
+      startWalPrefetcher(sidecar, segmentOfLsn(timeline, manifest.start.lsn, walSegmentSize), asUser);
 
       const identity = requireEnv(
         deps.env,
@@ -264,68 +278,22 @@ export function createRestoreActivities(deps: RestoreDeps) {
 
       const started = Date.now();
       const port = input.port ?? (await freePort());
-      fs.mkdirSync(sidecar, { recursive: true, mode: 0o700 });
-      // What `lifeboat wal-fetch` needs, readable by the PostgreSQL OS user only: the storage
-      // location, the database, and the few secrets it must have (never the whole environment).
-      const location = { ...deps.plan.storage.primary };
-      if (location.caFile) {
-        fs.copyFileSync(location.caFile, path.join(sidecar, 'storage-ca.pem'));
-        location.caFile = path.join(sidecar, 'storage-ca.pem');
-      }
-      const secondary = deps.plan.storage.secondary && { ...deps.plan.storage.secondary };
-      if (secondary?.caFile) {
-        fs.copyFileSync(secondary.caFile, path.join(sidecar, 'storage-secondary-ca.pem'));
-        secondary.caFile = path.join(sidecar, 'storage-secondary-ca.pem');
-      }
-      const identityEnv = deps.plan.storage.encryption.identityEnv;
-      fs.writeFileSync(
-        path.join(sidecar, 'wal-fetch.json'),
-        JSON.stringify({
-          database: input.database,
-          storage: location,
-          ...(secondary ? { secondary } : {}),
-          identityEnv,
-          walSegmentSize: input.walSegmentSize,
-        }),
-      );
-      const names = [
-        identityEnv,
-        location.accessKeyIdEnv,
-        location.secretAccessKeyEnv,
-        secondary?.accessKeyIdEnv,
-        secondary?.secretAccessKeyEnv,
-      ].filter((n): n is string => !!n);
-      fs.writeFileSync(
-        path.join(sidecar, 'wal-fetch.env'),
-        names.map((n) => `${n}=${deps.env[n] ?? ''}`).join('\n') + '\n',
-        { mode: 0o600 },
-      );
+      const { restoreCommand } = writeWalFetchSidecar({
+        plan: deps.plan,
+        env: deps.env,
+        sidecar,
+        database: input.database,
+        walSegmentSize: input.walSegmentSize,
+      });
       await chown(sidecar);
-
-      const lifeboat = path.resolve(import.meta.dirname, '..', '..', 'bin', 'lifeboat');
-      // A segment the prefetcher already holds is taken by the shell with a rename: starting Node
-      // for each segment cost more than its download on a busy machine.
-      const restoreCommand = `if [ -f ${sidecar}/prefetch/%f ]; then mv -f ${sidecar}/prefetch/%f %p; else ${lifeboat} wal-fetch --config ${sidecar}/wal-fetch.json --env-file ${sidecar}/wal-fetch.env %f %p; fi`;
       writeRecoveryConfig(dataDir, recoverySettings({ ...input, restoreCommand }));
       await chown(dataDir);
-      // The prefetcher starts with the server, from the backup's first segment, so that replay
-      // finds its first segments already there instead of starting Node for each.
+      // Started during the download already; again here (a no-op while it runs) for a restore
+      // whose download an earlier attempt finished, from the backup's first segment.
       const label = /^START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)$/m.exec(
         tail(path.join(dataDir, 'backup_label'), 0),
       );
-      if (label) {
-        const [cmd, args] = asUser(lifeboat, [
-          'wal-fetch',
-          '--config',
-          `${sidecar}/wal-fetch.json`,
-          '--env-file',
-          `${sidecar}/wal-fetch.env`,
-          '--prefetch-from',
-          label[1]!,
-          `${sidecar}/prefetch`,
-        ]);
-        spawn(cmd, args, { detached: true, stdio: 'ignore' }).unref();
-      }
+      if (label) startWalPrefetcher(sidecar, label[1]!, asUser);
       // pg_ctl -w returns once the server is consistent, which may take long: heartbeat meanwhile
       // so that a lost worker is noticed in seconds (the server it started is adopted on retry).
       const ctx = Context.current();

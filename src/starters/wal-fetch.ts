@@ -26,16 +26,25 @@ export const summary = 'restore_command of a restored server: wal-fetch --config
 const zstdDecompress = promisify(zlib.zstdDecompress);
 const ABSENT = 1;
 const FATAL = 200;
-/** Completed segments the background prefetcher keeps ready ahead of replay. */
-const PREFETCH_AHEAD = 8;
+/** Completed segments the background prefetcher keeps ready ahead of replay (16 MiB each). */
+const PREFETCH_AHEAD = 16;
 /** Segments it downloads at once. */
 const PREFETCH_PARALLEL = 3;
 /** A prefetcher whose segments nobody takes for this long has outlived its server: it exits. */
 const PREFETCH_IDLE_MS = 120_000;
+/** … and before the server started: the base backup may still be downloading. */
+const PREFETCH_IDLE_BEFORE_SERVER_MS = 30 * 60_000;
 /** In the prefetch folder: the newest segment replay asked the archive for (not the folder). */
 const WANTED = '.wanted';
 /** In the prefetch folder: the prefetcher's pid; at most one runs per restored server. */
 const PREFETCHER_LOCK = '.prefetcher';
+/** In the prefetch folder: the segment the prefetcher fetches next (restore-command.sh waits for it). */
+const NEXT = '.next';
+/**
+ * In the prefetch folder: written once every timeline history file of the archive is there, so
+ * that restore-command.sh can say "not in the archive" for the others without starting Node.
+ */
+const HISTORIES = '.histories';
 
 interface FetchConfig {
   database: string;
@@ -203,16 +212,28 @@ async function prefetchAfter(
   });
   const ready = () => fs.readdirSync(dir).filter((f) => /^[0-9A-F]{24}$/.test(f));
   let next = inclusive ? first : nextSegment(first, config.walSegmentSize);
+  const announce = (segment: string) => writeAtomically(path.join(dir, NEXT), segment);
+  announce(next);
+  await fetchHistories(dir, store, config, identity).catch((err: Error) =>
+    // Without the marker restore-command.sh asks `lifeboat wal-fetch` for each history file.
+    printError(`wal-fetch prefetcher: timeline history files not listed: ${err.message}`),
+  );
   let idleSince = Date.now();
   // The server's data directory (the prefetch folder is in `<data dir>.lifeboat/`): once it is
   // promoted (recovery.signal gone) or stopped, no segment will be asked for again, and a
-  // prefetcher left behind would outlive a drill's teardown.
+  // prefetcher left behind would outlive a drill's teardown. Started while the base backup is
+  // still downloading, it waits for the server (no recovery.signal yet) and stops with the
+  // directory if the restore is given up.
   const dataDir = path.dirname(dir).replace(/\.lifeboat$/, '');
   let serverSeen = false;
   const replayOver = () => {
-    if (!fs.existsSync(path.join(dataDir, 'recovery.signal'))) return true;
+    if (!fs.existsSync(dataDir)) return true;
     if (fs.existsSync(path.join(dataDir, 'postmaster.pid'))) serverSeen = true;
-    return serverSeen && !fs.existsSync(path.join(dataDir, 'postmaster.pid'));
+    if (!serverSeen) return false;
+    return (
+      !fs.existsSync(path.join(dataDir, 'recovery.signal')) ||
+      !fs.existsSync(path.join(dataDir, 'postmaster.pid'))
+    );
   };
   for (;;) {
     if (replayOver()) {
@@ -230,7 +251,7 @@ async function prefetchAfter(
     }
     const room = PREFETCH_AHEAD - ready().length;
     if (room <= 0) {
-      if (Date.now() - idleSince > PREFETCH_IDLE_MS) {
+      if (Date.now() - idleSince > (serverSeen ? PREFETCH_IDLE_MS : PREFETCH_IDLE_BEFORE_SERVER_MS)) {
         for (const f of ready()) fs.rmSync(path.join(dir, f), { force: true });
         return 0;
       }
@@ -238,6 +259,7 @@ async function prefetchAfter(
       continue;
     }
     idleSince = Date.now();
+    announce(next);
     const batch: string[] = [];
     for (
       let seg = next;
@@ -263,6 +285,30 @@ async function prefetchAfter(
     }
     next = nextSegment(batch.at(-1)!, config.walSegmentSize);
   }
+}
+
+/**
+ * Every timeline history file of the archive into the prefetch folder, then the marker that says
+ * the list is whole: replay asks for the next timeline's history file at start and again when
+ * it promotes, and each answer used to start Node.
+ */
+async function fetchHistories(
+  dir: string,
+  store: ObjectStore,
+  config: FetchConfig,
+  identity: string,
+): Promise<void> {
+  const folder = path.posix.dirname(repository.timelineHistory('', config.database, 1)) + '/';
+  for (const object of await store.list(folder)) {
+    const name = /\/([0-9A-F]{8}\.history)\.age$/.exec(object.key)?.[1];
+    if (name) writeAtomically(path.join(dir, name), await decrypt(await store.get(object.key), identity));
+  }
+  writeAtomically(path.join(dir, HISTORIES), new Date().toISOString());
+}
+
+function writeAtomically(file: string, data: string | Buffer): void {
+  fs.writeFileSync(`${file}.lifeboat-tmp`, data);
+  fs.renameSync(`${file}.lifeboat-tmp`, file);
 }
 
 async function fetchWal(

@@ -1,0 +1,122 @@
+// What a restored server's restore_command needs, in the sidecar beside its data directory
+// (`<data dir>.lifeboat/`): what `lifeboat wal-fetch` reads (storage locations, the few secrets),
+// the shell script PostgreSQL runs for each WAL file, and the restore's one background prefetcher.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Plan } from '../domain/plan.ts';
+import type { Environment } from './ports/environment.ts';
+
+export interface WalFetchSetup {
+  sidecar: string;
+  /** The restore_command setting. */
+  restoreCommand: string;
+}
+
+const LIFEBOAT = path.resolve(import.meta.dirname, '..', '..', 'bin', 'lifeboat');
+
+/** Writes (again: idempotent) the sidecar's wal-fetch config, secrets and restore command script. */
+export function writeWalFetchSidecar(opts: {
+  plan: Plan;
+  env: Environment;
+  sidecar: string;
+  database: string;
+  walSegmentSize: number;
+}): WalFetchSetup {
+  const { plan, env, sidecar } = opts;
+  fs.mkdirSync(path.join(sidecar, 'prefetch'), { recursive: true, mode: 0o700 });
+  const location = { ...plan.storage.primary };
+  if (location.caFile) {
+    fs.copyFileSync(location.caFile, path.join(sidecar, 'storage-ca.pem'));
+    location.caFile = path.join(sidecar, 'storage-ca.pem');
+  }
+  const secondary = plan.storage.secondary && { ...plan.storage.secondary };
+  if (secondary?.caFile) {
+    fs.copyFileSync(secondary.caFile, path.join(sidecar, 'storage-secondary-ca.pem'));
+    secondary.caFile = path.join(sidecar, 'storage-secondary-ca.pem');
+  }
+  const identityEnv = plan.storage.encryption.identityEnv;
+  fs.writeFileSync(
+    path.join(sidecar, 'wal-fetch.json'),
+    JSON.stringify({
+      database: opts.database,
+      storage: location,
+      ...(secondary ? { secondary } : {}),
+      identityEnv,
+      walSegmentSize: opts.walSegmentSize,
+    }),
+  );
+  // Only the secrets wal-fetch must have, readable by the PostgreSQL OS user only.
+  const names = [
+    identityEnv,
+    location.accessKeyIdEnv,
+    location.secretAccessKeyEnv,
+    secondary?.accessKeyIdEnv,
+    secondary?.secretAccessKeyEnv,
+  ].filter((n): n is string => !!n);
+  fs.writeFileSync(
+    path.join(sidecar, 'wal-fetch.env'),
+    names.map((n) => `${n}=${env[n] ?? ''}`).join('\n') + '\n',
+    { mode: 0o600 },
+  );
+  const script = path.join(sidecar, 'restore-command.sh');
+  fs.writeFileSync(script, restoreCommandScript(sidecar), { mode: 0o755 });
+  return { sidecar, restoreCommand: `bash ${script} %f %p` };
+}
+
+/**
+ * Starts the background prefetcher (`lifeboat wal-fetch --prefetch-from`) from `firstSegment`,
+ * detached: it outlives a lost worker, and a second start while one runs is a no-op (its lock).
+ */
+export function startWalPrefetcher(
+  sidecar: string,
+  firstSegment: string,
+  asUser: (command: string, args: string[]) => [string, string[]],
+): void {
+  const [cmd, args] = asUser(LIFEBOAT, [
+    'wal-fetch',
+    '--config',
+    path.join(sidecar, 'wal-fetch.json'),
+    '--env-file',
+    path.join(sidecar, 'wal-fetch.env'),
+    '--prefetch-from',
+    firstSegment,
+    path.join(sidecar, 'prefetch'),
+  ]);
+  spawn(cmd, args, { detached: true, stdio: 'ignore' }).unref();
+}
+
+/**
+ * PostgreSQL runs this for every WAL file it wants. Starting Node costs more than a segment's
+ * download on a busy machine, so the script answers from the prefetcher's folder whenever it can:
+ * a segment the prefetcher holds is renamed into place; one it is on its way to (same timeline,
+ * not behind it) is waited for; a history file is copied, or declared absent once the prefetcher
+ * has listed them all. Anything else, or a prefetcher that stopped, goes to `lifeboat wal-fetch`
+ * (which also serves the archive's partial end and retries storage).
+ */
+function restoreCommandScript(sidecar: string): string {
+  const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+  const d = path.join(sidecar, 'prefetch');
+  return `#!/usr/bin/env bash
+# restore_command of a server restored by Lifeboat: restore-command.sh %f %p (written by the worker)
+f=$1 p=$2 d=${q(d)}
+running() { local pid; pid=$(cat "$d/.prefetcher" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
+if [[ $f =~ ^[0-9A-F]{8}\\.history$ ]]; then
+  for ((i = 0; i < 500; i++)); do
+    if [[ -f $d/$f ]]; then cp "$d/$f" "$p" && exit 0; fi
+    running || break
+    [[ -f $d/.histories ]] && exit 1
+    sleep 0.02
+  done
+elif [[ $f =~ ^[0-9A-F]{24}$ ]]; then
+  for ((i = 0; i < 1500; i++)); do
+    if [[ -f $d/$f ]]; then mv -f "$d/$f" "$p" && exit 0; fi
+    running || break
+    next=$(cat "$d/.next" 2>/dev/null) || break
+    [[ \${next:0:8} == "\${f:0:8}" && ! $f < $next ]] || break
+    sleep 0.02
+  done
+fi
+exec ${q(LIFEBOAT)} wal-fetch --config ${q(path.join(sidecar, 'wal-fetch.json'))} --env-file ${q(path.join(sidecar, 'wal-fetch.env'))} "$f" "$p"
+`;
+}
