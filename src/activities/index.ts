@@ -32,6 +32,8 @@ export interface ActivityDeps {
   fetch?: typeof fetch;
   /** Root of the worker-local WAL spools (LIFEBOAT_SPOOL). */
   spoolDir?: string;
+  /** Aborted when the worker begins to shut down (SIGINT/SIGTERM): endless activities return. */
+  shutdown?: AbortSignal;
 }
 
 export function createActivities(deps: ActivityDeps) {

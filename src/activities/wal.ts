@@ -65,6 +65,12 @@ export interface WalActivityDeps {
   stores: Partial<Record<StorageLocationName, ObjectStore>>;
   /** Root of the worker-local WAL spools (one folder per plan and database). */
   spoolDir?: string;
+  /**
+   * Aborted when the worker begins to shut down. The SDK tells activities only once the grace
+   * time is over (20 s); a streaming run returns at once instead, and the next run of the
+   * workflow goes on from the slot on whichever worker polls next: Ctrl-C stops in a second.
+   */
+  shutdown?: AbortSignal;
 }
 
 const zstdCompress = promisify(zlib.zstdCompress);
@@ -433,6 +439,9 @@ class ArchiveRun {
     activeSpools.add(this.spool);
     const beat = setInterval(() => heartbeat(this.progress()), HEARTBEAT_MS);
     heartbeat(this.progress());
+    const onShutdown = () => (this.end ??= 'worker-shutdown');
+    if (this.deps.shutdown?.aborted) onShutdown();
+    this.deps.shutdown?.addEventListener('abort', onShutdown);
     try {
       while (!this.signal.aborted && Date.now() < this.deadline && !this.end) {
         await this.tick();
@@ -440,6 +449,7 @@ class ArchiveRun {
       }
     } finally {
       clearInterval(beat);
+      this.deps.shutdown?.removeEventListener('abort', onShutdown);
       // Forgotten first, so that its exit is not taken for a failure.
       const receiver = this.receiver;
       this.receiver = undefined;

@@ -231,7 +231,9 @@ export type ArchiveWalEndReason =
   | 'gap'
   | 'slot-lost'
   | 'receiver-down'
-  | 'receiver-restored';
+  | 'receiver-restored'
+  /** The worker is shutting down (Ctrl-C, SIGTERM): the next run goes on elsewhere or later. */
+  | 'worker-shutdown';
 
 export interface ArchiveWalResult {
   reason: ArchiveWalEndReason;

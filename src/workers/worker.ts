@@ -37,7 +37,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   // The Runtime is process-wide and must be installed before the first connection.
   Runtime.install({
     // SDK chatter (e.g. "no Nexus services registered") only at LIFEBOAT_LOG_LEVEL=INFO or lower.
-    logger: new DefaultLogger(logLevel(env.LIFEBOAT_LOG_LEVEL)),
+    logger: new WorkerLogger(logLevel(env.LIFEBOAT_LOG_LEVEL)),
     telemetryOptions: {
       logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
       ...(opts.metricsAddress ? { metrics: { prometheus: { bindAddress: opts.metricsAddress } } } : {}),
@@ -46,7 +46,12 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   });
   const connection = await NativeConnection.connect(target.connectionOptions);
   try {
-    const deps = buildActivityDeps(opts.plan, env);
+    // The SDK cancels running activities only after shutdownGraceTime; the endless ones (the WAL
+    // archiver's streaming run) watch this instead and return as soon as shutdown begins.
+    const shuttingDown = new AbortController();
+    for (const signal of ['SIGINT', 'SIGTERM'] as const)
+      process.once(signal, () => shuttingDown.abort(new Error(`worker shutting down (${signal})`)));
+    const deps = { ...buildActivityDeps(opts.plan, env), shutdown: shuttingDown.signal };
     const activities = createActivities(deps);
     const stopBackupMetrics = opts.metricsAddress
       ? startBackupMetrics(opts.plan, deps.stores.primary, log)
@@ -112,6 +117,17 @@ function startBackupMetrics(
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+/**
+ * The SDK's logger, less one warning: the region queue's worker polls activities only, by design,
+ * and the SDK said so as a WARN at every start (still shown at LIFEBOAT_LOG_LEVEL=INFO or lower).
+ */
+class WorkerLogger extends DefaultLogger {
+  override log(level: LogLevel, message: string, meta?: Record<string, unknown>): void {
+    if (level === 'WARN' && this.level === 'WARN' && message.startsWith('No workflows registered')) return;
+    super.log(level, message, meta);
+  }
+}
+
 function logLevel(value: string | undefined): LogLevel {
   const upper = (value ?? 'WARN').toUpperCase() as LogLevel;
   return LOG_LEVELS.includes(upper) ? upper : 'WARN';

@@ -357,6 +357,24 @@ describe('WAL archiver on the local stack', () => {
     assert.deepEqual((await status()).gaps, [], 'no false gap');
   });
 
+  it('lets its worker stop on SIGINT without waiting out the grace time; the next worker goes on', async () => {
+    await waitFor(() => receiversOn(spool).length === 1, 10_000, 'a receiver streaming');
+    const runsBefore = (await status()).runs;
+    assert.equal(await worker.stop('SIGINT'), 0, worker.output());
+    assert.match(worker.output(), /stopped cleanly/);
+    assert.deepEqual(receiversOn(spool), [], 'no pg_receivewal left behind');
+    // The streaming run returned, saying why; it was not cancelled once the 20 s grace ran out.
+    const ends = (await handle.fetchHistory()).events!.flatMap((e) => {
+      const payload = e.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
+      return payload ? [defaultPayloadConverter.fromPayload<{ reason?: string }>(payload).reason] : [];
+    });
+    assert.equal(ends.at(-1), 'worker-shutdown');
+    worker = await startRegionWorker();
+    await waitFor(() => receiversOn(spool).length === 1, 20_000, 'a receiver on the new worker');
+    await waitFor(async () => (await status()).runs > runsBefore, 10_000, 'the run counted');
+    assert.deepEqual((await status()).gaps, [], 'no false gap');
+  });
+
   it('stops cleanly: `archiver stop` ends pg_receivewal and completes the workflow', async () => {
     const run = await runCli(['archiver', 'stop', '--database', DB, '-f', planFile, '--json'], stack.env);
     assert.equal(run.code, 0, run.stderr);
