@@ -195,6 +195,11 @@ const backupPolicy = z.strictObject({
   startWindow: duration.optional(),
   /** A scheduled backup still running this long after it started is cancelled and reported. */
   completionWindow: duration.optional(),
+  /**
+   * The S3 storage class of the database's objects (base backups, WAL, manifests, legal holds,
+   * drill reports) at every storage location, instead of that location's own storageClass.
+   */
+  storageClass: storageClass.optional(),
   /** pg_basebackup's --max-rate for scheduled full backups (e.g. 50M), to spare the primary's disk. */
   maxRate: z
     .string()

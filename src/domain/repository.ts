@@ -3,6 +3,7 @@
 // manifests. Data objects are tar/zstd/age; manifests are plain JSON (no secrets, so the catalog
 // can be read without the decryption key).
 import { joinKey } from './naming.ts';
+import type { Plan } from './plan.ts';
 
 /** Backup ids sort by time: `<database>-<kind>-<yyyymmddThhmmssZ>`. */
 export function backupId(database: string, kind: 'full' | 'incremental', at: Date): string {
@@ -21,6 +22,8 @@ export const BASE_BACKUP_FILE = 'base.tar.zst.age';
 
 export const repository = {
   databaseRoot: (prefix: string, database: string) => joinKey(prefix, 'databases', database),
+  /** The database a key (relative to the location's prefix) belongs to: its backups, WAL, drills. */
+  databaseOfKey: (key: string): string | undefined => /^(?:databases|drills)\/([^/]+)\//.exec(key)?.[1],
 
   /** One folder per base backup; its manifest lives apart so that listing manifests lists backups. */
   backupFolder: (prefix: string, database: string, id: string) =>
@@ -103,3 +106,17 @@ export const repository = {
       `${compactTime(at)}-${workflowId.replace(/[/\\]/g, '_')}-${runId}.json`,
     ),
 };
+
+/**
+ * The storage class the plan's backup policies give an object, by its key: a policy's
+ * storageClass covers every object of its database (at every location); other keys get none here
+ * (the location's own storageClass then applies).
+ */
+export function policyStorageClass(plan: Plan): (key: string) => string | undefined {
+  const byDatabase = new Map<string, string>();
+  for (const p of plan.backup.policies) if (p.storageClass) byDatabase.set(p.database, p.storageClass);
+  return (key) => {
+    const database = repository.databaseOfKey(key);
+    return database === undefined ? undefined : byDatabase.get(database);
+  };
+}

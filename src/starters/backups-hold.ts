@@ -9,7 +9,7 @@ import { readHoldEvents } from '../activities/retention.ts';
 import { createObjectStore } from '../activities/ports/object-store.ts';
 import { copyObject } from '../activities/replicate.ts';
 import { describeAwsError } from '../activities/storage.ts';
-import { repository } from '../domain/repository.ts';
+import { policyStorageClass, repository } from '../domain/repository.ts';
 import { activeHolds, type LegalHoldEvent } from '../domain/retention.ts';
 import { parseCommandArgs } from './args.ts';
 import { envFilesInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
@@ -52,7 +52,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   loadEnvFiles(envFiles);
 
-  const store = createObjectStore(plan.storage.primary, process.env);
+  const storageClassOf = policyStorageClass(plan);
+  const store = createObjectStore(plan.storage.primary, process.env, { storageClassOf });
   try {
     const catalog = await readCatalog(store, database);
     if (!catalog.entries.some((e) => e.id === backup)) {
@@ -83,7 +84,7 @@ export async function run(argv: string[]): Promise<number> {
     const secondary = plan.storage.secondary;
     if (secondary)
       try {
-        await copyObject(store, createObjectStore(secondary, process.env), key);
+        await copyObject(store, createObjectStore(secondary, process.env, { storageClassOf }), key);
       } catch (err) {
         printError(
           `${key} is on ${plan.storage.primary.url}, but copying it to ${secondary.url} failed: ${err instanceof Error && !('$metadata' in err) ? err.message : describeAwsError(err)}`,

@@ -6,6 +6,7 @@ import type { Environment } from '../activities/ports/environment.ts';
 import { createKubernetesCluster, type KubernetesCluster } from '../activities/ports/kubernetes-cluster.ts';
 import { createObjectStore } from '../activities/ports/object-store.ts';
 import type { Plan } from '../domain/plan.ts';
+import { policyStorageClass } from '../domain/repository.ts';
 
 export function buildActivityDeps(plan: Plan, env: Environment): ActivityDeps {
   const clusters: Record<string, KubernetesCluster> = {};
@@ -16,8 +17,14 @@ export function buildActivityDeps(plan: Plan, env: Environment): ActivityDeps {
     plan,
     env,
     stores: {
-      primary: createObjectStore(plan.storage.primary, env),
-      ...(plan.storage.secondary ? { secondary: createObjectStore(plan.storage.secondary, env) } : {}),
+      primary: createObjectStore(plan.storage.primary, env, { storageClassOf: policyStorageClass(plan) }),
+      ...(plan.storage.secondary
+        ? {
+            secondary: createObjectStore(plan.storage.secondary, env, {
+              storageClassOf: policyStorageClass(plan),
+            }),
+          }
+        : {}),
     },
     zone: plan.dns ? createDnsZone(plan.dns, env) : undefined,
     clusters,

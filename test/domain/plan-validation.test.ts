@@ -88,8 +88,10 @@ describe('plan validation', () => {
       edit: (p) => {
         p.storage.primary.storageClass = 'DEEP_ARCHIVE';
         p.storage.secondary = { url: 's3://copy', storageClass: 'STANDARD_IAA' };
+        p.backup.policies[0].storageClass = 'GLACIER';
       },
       problems: [
+        ['backup.policies[0].storageClass', /GLACIER objects must be restored.*lifecycle rule/],
         ['storage.primary.storageClass', /DEEP_ARCHIVE objects must be restored.*lifecycle rule/],
         [
           'storage.secondary.storageClass',

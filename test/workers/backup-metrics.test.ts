@@ -1,9 +1,9 @@
 // Backup metrics on the worker's Prometheus endpoint and the plan's S3 storage class, on the real
 // local stack: a worker with --metrics-address takes a full and an incremental backup through the
 // CLI; the scraped series per database and kind agree with the stored manifests; every object the
-// backups and the archiver wrote has the plan's storage class as SeaweedFS reports it (HEAD); a
-// restarted worker reads the last figures back from the catalog; and a worker whose S3 secret is
-// wrong counts the failed backup by its error type.
+// backups and the archiver wrote has its backup policy's storage class, and the audit records the
+// location's, as SeaweedFS reports them (HEAD); a restarted worker reads the last figures back from
+// the catalog; and a worker whose S3 secret is wrong counts the failed backup by its error type.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -33,7 +33,9 @@ import {
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
 
+/** The storage location's class, and the one the database's backup policy names instead. */
 const STORAGE_CLASS = 'STANDARD_IA';
+const POLICY_STORAGE_CLASS = 'ONEZONE_IA';
 
 describe('backup metrics and storage class on the local stack', () => {
   let stack: TestStack;
@@ -75,6 +77,8 @@ describe('backup metrics and storage class on the local stack', () => {
       name: 'metrics',
       edit: (raw) => {
         raw.storage.primary.storageClass = STORAGE_CLASS;
+        for (const p of raw.backup.policies as { database: string; storageClass?: string }[])
+          if (p.database === DB) p.storageClass = POLICY_STORAGE_CLASS;
       },
     });
     planFile = archiving.planFile;
@@ -149,7 +153,7 @@ describe('backup metrics and storage class on the local stack', () => {
     assert.ok(!hasName(series, 'lifeboat_backup_failed'), 'no failure counted');
   });
 
-  it('writes every object with the plan storage class, as the S3 server reports it', async () => {
+  it("writes the database's objects with its policy's storage class, others with the location's", async () => {
     const keys = [
       ...full.objects.map((o) => o.key),
       ...incremental.objects.map((o) => o.key),
@@ -160,11 +164,20 @@ describe('backup metrics and storage class on the local stack', () => {
     assert.ok(incremental.objects.some((o) => o.role === 'wal'));
     for (const key of keys) {
       const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: joinKey(prefix, key) }));
-      assert.equal(head.StorageClass, STORAGE_CLASS, key);
+      assert.equal(head.StorageClass, POLICY_STORAGE_CLASS, key);
       // The base tar goes up as a multipart upload (ETag "<md5>-<parts>"); the rest by PutObject.
       if (key === full.objects.find((o) => o.role === 'base')!.key) assert.match(head.ETag ?? '', /-\d+"?$/);
     }
-    process.stderr.write(`# ${keys.length} objects stored as ${STORAGE_CLASS}\n`);
+    // Audit records of the runs belong to no database: the location's class.
+    const audit = (await store.list('audit/')).map((o) => o.key);
+    assert.ok(audit.length > 0, 'audit records of the backups');
+    for (const key of audit) {
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: joinKey(prefix, key) }));
+      assert.equal(head.StorageClass, STORAGE_CLASS, key);
+    }
+    process.stderr.write(
+      `# ${keys.length} objects stored as ${POLICY_STORAGE_CLASS}, ${audit.length} audit records as ${STORAGE_CLASS}\n`,
+    );
   });
 
   it('after a restart reads the last figures and the newest verified backup back from the catalog', async () => {

@@ -108,7 +108,19 @@ export function createS3Client(location: StorageLocation, env: Environment): S3C
   });
 }
 
-export function createObjectStore(location: StorageLocation, env: Environment): ObjectStore {
+export interface ObjectStoreOptions {
+  /**
+   * The storage class an object is written with, by its key (relative to the location's prefix);
+   * location.storageClass where it gives none. The plan's backup policies set one per database.
+   */
+  storageClassOf?: (key: string) => string | undefined;
+}
+
+export function createObjectStore(
+  location: StorageLocation,
+  env: Environment,
+  options: ObjectStoreOptions = {},
+): ObjectStore {
   const { bucket, prefix } = parseS3Url(location.url);
   let client: S3Client | undefined;
   const s3 = () => (client ??= createS3Client(location, env));
@@ -120,8 +132,8 @@ export function createObjectStore(location: StorageLocation, env: Environment): 
     prefix && key.startsWith(`${prefix}/`) ? key.slice(prefix.length + 1) : key;
   // What every write carries: the storage class, and Object Lock retention counted from the write.
   const retainMs = location.objectLock ? parseDuration(location.objectLock.retain)! : 0;
-  const writeOptions = () => ({
-    StorageClass: location.storageClass as never,
+  const writeOptions = (key: string) => ({
+    StorageClass: (options.storageClassOf?.(key) ?? location.storageClass) as never,
     ...(location.objectLock
       ? {
           ObjectLockMode: location.objectLock.mode,
@@ -155,7 +167,7 @@ export function createObjectStore(location: StorageLocation, env: Environment): 
           Bucket: bucket,
           Key: full(key),
           Body: body,
-          ...writeOptions(),
+          ...writeOptions(key),
         }),
       );
     },
@@ -216,7 +228,7 @@ export function createObjectStore(location: StorageLocation, env: Environment): 
         new CreateMultipartUploadCommand({
           Bucket: bucket,
           Key: full(key),
-          ...writeOptions(),
+          ...writeOptions(key),
         }),
       );
       if (!out.UploadId) throw new Error(`CreateMultipartUpload of ${full(key)} returned no upload id`);
