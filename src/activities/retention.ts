@@ -1,6 +1,7 @@
 // Retention's storage side: the inventory a plan is computed from (catalog, legal-hold markers,
 // archived WAL) and the deletions, each checked against S3 Object Lock first. Deletions are
 // idempotent (deleting a missing key succeeds), so a retried activity just finishes the job.
+import { Context } from '@temporalio/activity';
 import { parseDuration } from '../domain/duration.ts';
 import { LifeboatError } from '../domain/errors.ts';
 import { kubernetesSelection, parseSnapshot, snapshotKeys } from '../domain/kubernetes-snapshot.ts';
@@ -61,6 +62,12 @@ export function createRetentionActivities(deps: RetentionDeps) {
     return s;
   };
   const now = () => (deps.now ? deps.now() : new Date());
+  /** A manifest at either location: the primary may have lost one the secondary still lists. */
+  const hasManifestAnywhere = async (database: string, id: string) => {
+    for (const store of [deps.stores.primary, deps.stores.secondary])
+      if (store && (await store.head(repository.manifest('', database, id)))) return true;
+    return false;
+  };
   const urlOf = (s: ObjectStore) => `s3://${s.bucket}${s.prefix ? `/${s.prefix}` : ''}`;
 
   /** The keys among `keys` Object Lock protects now at a location. */
@@ -245,31 +252,46 @@ export function createRetentionActivities(deps: RetentionDeps) {
       const snapshotsPrefix = repository.clusterSnapshotsPrefix('', input.cluster);
       const objectsPrefix = repository.clusterObjectsPrefix('', input.cluster);
       const deleting = new Set(input.deleting ?? []);
-      const readIndexes = async (keys: string[]) => {
+      const nowMs = now().getTime();
+      // A large repository takes a while: say how far the sweep is (the workflow waits on this).
+      const beat = (phase: string) => Context.current().heartbeat({ phase, ...sweep });
+      const orphans: string[] = [];
+      const readIndexes = async (keys: string[], modified = new Map<string, number>()) => {
         const referenced = new Set<string>();
         for (const key of keys) {
+          beat('reading snapshot indexes');
           const parsed = parseSnapshot(Buffer.from(await s.get(key)).toString('utf8'));
           if (!parsed.ok) {
             sweep.problems.push(`${input.location} ${key}: ${parsed.problems.join('; ')}: not swept`);
+            continue;
+          }
+          // The index of a backup that never got its manifest at any location (and never will,
+          // past the grace age: no backup runs that long) keeps nothing alive.
+          const { database, id } = parsed.snapshot;
+          const age = nowMs - (modified.get(key) ?? nowMs);
+          if (age >= input.graceMs && !(await hasManifestAnywhere(database, id))) {
+            orphans.push(key);
             continue;
           }
           for (const k of snapshotKeys(parsed.snapshot)) referenced.add(k);
         }
         return referenced;
       };
-      const allIndexKeys = (await s.list(snapshotsPrefix))
-        .map((o) => o.key)
-        .filter((k) => k.endsWith('.json'));
+      const listedIndexes = (await s.list(snapshotsPrefix)).filter((o) => o.key.endsWith('.json'));
+      const allIndexKeys = listedIndexes.map((o) => o.key);
       const indexKeys = allIndexKeys.filter((k) => !deleting.has(k));
       // Objects are listed after the indexes: one uploaded in between is young, so it stays.
-      const referenced = await readIndexes(indexKeys);
-      sweep.snapshots = indexKeys.length;
+      const referenced = await readIndexes(
+        indexKeys,
+        new Map(listedIndexes.flatMap((o) => (o.lastModified ? [[o.key, o.lastModified.getTime()]] : []))),
+      );
+      if (orphans.length) sweep.orphanSnapshots = orphans;
+      sweep.snapshots = indexKeys.length - orphans.length;
       // In a dry run: the indexes the run would delete, of those stored here.
       sweep.snapshotsDeleted = allIndexKeys.filter((k) => deleting.has(k)).length;
       const objects = await s.list(objectsPrefix);
       sweep.objects = objects.length;
       if (sweep.problems.length) return sweep;
-      const nowMs = now().getTime();
       const { old, young } = sweepCandidates(
         objects.map((o) => ({ key: o.key, lastModified: o.lastModified?.toISOString() })),
         referenced,
@@ -278,16 +300,19 @@ export function createRetentionActivities(deps: RetentionDeps) {
       );
       sweep.unreferenced = old.length + young.length;
       sweep.young = young.length;
-      if (input.dryRun || old.length === 0) return sweep;
-      sweep.locked = await lockedAmong(old, input.location);
+      if (input.dryRun || (old.length === 0 && orphans.length === 0)) return sweep;
+      sweep.locked = await lockedAmong([...old, ...orphans], input.location);
       const skip = new Set(sweep.locked.map((l) => l.key));
       const swept = new Set<string>();
       for (const key of old) {
         if (skip.has(key)) continue;
+        beat('deleting unreferenced objects');
         await s.delete(key);
         swept.add(key);
       }
       sweep.deleted = swept.size;
+      // The orphan indexes last: were the sweep cut short, they would still keep nothing alive.
+      for (const key of orphans) if (!skip.has(key)) await s.delete(key);
       const seen = new Set(indexKeys);
       const late = (await s.list(snapshotsPrefix))
         .map((o) => o.key)

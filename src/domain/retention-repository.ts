@@ -57,6 +57,11 @@ export interface KubernetesSweep {
   deleted: number;
   /** Snapshot indexes deleted with their backups (counted by the workflow). */
   snapshotsDeleted: number;
+  /**
+   * Indexes of backups that never got a manifest (the run failed or was terminated after its
+   * export), older than the grace age: they name nothing, and are deleted (listed in a dry run).
+   */
+  orphanSnapshots?: string[];
   locked: LockedObject[];
   /** Why the sweep did not run or what it found afterwards (an index it could not read). */
   problems: string[];

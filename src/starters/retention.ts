@@ -164,6 +164,10 @@ function renderLocation(l: LocationOutcome, dryRun: boolean, named: boolean): st
         (k.young ? `, ${k.young} younger than the grace age left` : '') +
         (k.locked.length ? `, ${k.locked.length} left under Object Lock` : ''),
     );
+    if (k.orphanSnapshots?.length)
+      lines.push(
+        `${where}kubernetes ${k.cluster}: ${k.orphanSnapshots.length} snapshot index(es) of backups that never got a manifest ${dryRun ? 'would go' : 'deleted'} (they name nothing): ${k.orphanSnapshots.join(', ')}`,
+      );
   }
   return lines;
 }

@@ -44,8 +44,16 @@ const apiCall = {
   },
 } as const;
 
-const { readRetentionInventory, deleteBackup, deleteWalObjects, sweepKubernetesObjects } =
-  proxyActivities<Activities>(apiCall);
+const { readRetentionInventory, deleteBackup, deleteWalObjects } = proxyActivities<Activities>(apiCall);
+/**
+ * The sweep reads every snapshot index and may delete many objects in one call: it may take long,
+ * and heartbeats as it goes, so that a lost worker is noticed without cutting a long sweep short.
+ */
+const { sweepKubernetesObjects } = proxyActivities<Activities>({
+  ...apiCall,
+  startToCloseTimeout: '1h',
+  heartbeatTimeout: '2m',
+});
 
 /** WAL objects per deletion activity: bounded so each call stays well inside its timeout. */
 const WAL_BATCH = 200;

@@ -282,4 +282,49 @@ describe('retention of the whole repository: both locations, Kubernetes objects,
     assert.match(kept.rules.map((x) => x.detail).join('; '), /legal hold by tester at .*: LEGAL-9/);
     assert.deepEqual(at(r, 'secondary').expired, []);
   });
+
+  it('the snapshot index of a backup that never got a manifest keeps its objects only within the grace age', async () => {
+    const [, , b3] = ids as [string, string, string];
+    // A backup that failed after its export: its index is stored, its manifest never was.
+    const failedId = `${DB}-full-20260101T000000Z`;
+    const orphanObject = `clusters/${REGION}/objects/0f/${'0f'.repeat(32)}.json.zst.age`;
+    const index = JSON.parse(
+      Buffer.from(await primary.get(manifests.get(b3)!.kubernetes!.snapshot)).toString('utf8'),
+    ) as { id: string; objects: { key: string }[]; deletions: unknown[]; newKeys: string[] };
+    index.id = failedId;
+    index.objects = index.objects.slice(0, 1).map((o) => ({ ...o, key: orphanObject }));
+    index.deletions = [];
+    index.newKeys = [orphanObject];
+    const orphanIndex = repository.clusterSnapshot('', REGION, failedId);
+    await primary.put(orphanIndex, JSON.stringify(index));
+    await primary.put(orphanObject, 'stand-in');
+    const sweepOf = (r: RetentionResult) => at(r, 'primary').kubernetes.find((k) => k.cluster === REGION)!;
+
+    // Younger than the grace age (1d by default): it may be a backup still running; it holds.
+    const young = sweepOf(await retention(0));
+    assert.equal(young.orphanSnapshots, undefined);
+    assert.ok(await has(primary, orphanIndex));
+    assert.ok(await has(primary, orphanObject), 'an object a young index names was swept');
+
+    const dry = sweepOf(await retention(0, '--dry-run', '--kubernetes-grace', '0s'));
+    assert.deepEqual(dry.orphanSnapshots, [orphanIndex]);
+    assert.deepEqual([dry.unreferenced, dry.deleted], [1, 0]);
+    assert.ok(await has(primary, orphanIndex), 'a dry run deleted the orphan index');
+    const text = await cli(['retention', '--database', DB, '--dry-run', '--kubernetes-grace', '0s']);
+    assert.match(
+      text.stdout,
+      new RegExp(`1 snapshot index\\(es\\) of backups that never got a manifest would go .*${failedId}`),
+    );
+
+    const real = sweepOf(await retention(0, '--kubernetes-grace', '0s'));
+    assert.deepEqual(real.orphanSnapshots, [orphanIndex]);
+    assert.deepEqual([real.unreferenced, real.deleted], [1, 1]);
+    assert.equal(await has(primary, orphanIndex), false, 'the orphan index is still stored');
+    assert.equal(await has(primary, orphanObject), false, 'the object only the orphan named is still stored');
+    for (const key of keptByB3) assert.ok(await has(primary, key), `${key}, named by B3, was swept`);
+    assert.ok(
+      await has(primary, manifests.get(b3)!.kubernetes!.snapshot),
+      "B3's index (manifest on the secondary only) went",
+    );
+  });
 });
