@@ -131,6 +131,8 @@ function followProgress(
   handle: WorkflowHandle,
 ): { stop(): Promise<void> } {
   const tty = process.stderr.isTTY;
+  // Aborts the wait between redraws: the command returns as soon as the backup is done.
+  const stopping = new AbortController();
   let stopped = false;
   let shown = '';
   let lines = 0;
@@ -146,12 +148,13 @@ function followProgress(
         lines = text.split('\n').length - 1;
         shown = key;
       }
-      await sleep(1000);
+      await sleep(1000, undefined, { signal: stopping.signal }).catch(() => undefined);
     }
   })();
   return {
     async stop() {
       stopped = true;
+      stopping.abort();
       await loop;
     },
   };

@@ -50,17 +50,19 @@ export async function startAndFollow<W extends Workflow, P>(
     if (o.json) printJson({ workflowId: o.workflowId, runId: handle.firstExecutionRunId, webUi: link });
     return { outcome: 'detached' };
   }
-  let stopped = false;
+  // Ends the progress loop's wait at once when the workflow closes: the command must not return
+  // up to a second after its workflow did.
+  const stop = new AbortController();
   const follow = o.json
     ? undefined
     : (async () => {
         let shown = '';
-        while (!stopped) {
+        while (!stop.signal.aborted) {
           const p = await handle.query<P>('progress').catch(() => undefined);
           const line = p ? o.render(p) : '';
           if (line && line !== shown) process.stderr.write(`${line}\n`);
           shown = line || shown;
-          await sleep(1000);
+          await sleep(1000, undefined, { signal: stop.signal }).catch(() => undefined);
         }
       })();
   try {
@@ -69,7 +71,7 @@ export async function startAndFollow<W extends Workflow, P>(
     if (err instanceof WorkflowFailedError) return { outcome: 'failed', error: err, link };
     throw err;
   } finally {
-    stopped = true;
+    stop.abort();
     await follow;
   }
 }
