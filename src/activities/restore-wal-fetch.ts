@@ -73,6 +73,7 @@ export function startWalPrefetcher(
   firstSegment: string,
   asUser: (command: string, args: string[]) => [string, string[]],
 ): void {
+  fs.rmSync(path.join(sidecar, 'prefetch', '.stopped'), { force: true });
   const [cmd, args] = asUser(LIFEBOAT, [
     'wal-fetch',
     '--config',
@@ -90,9 +91,11 @@ export function startWalPrefetcher(
  * PostgreSQL runs this for every WAL file it wants. Starting Node costs more than a segment's
  * download on a busy machine, so the script answers from the prefetcher's folder whenever it can:
  * a segment the prefetcher holds is renamed into place; one it is on its way to (same timeline,
- * not behind it) is waited for; a history file is copied, or declared absent once the prefetcher
- * has listed them all. Anything else, or a prefetcher that stopped, goes to `lifeboat wal-fetch`
- * (which also serves the archive's partial end and retries storage).
+ * not behind it, not at or past the archive's end) is waited for; a history file is copied, or
+ * declared absent once the prefetcher has listed them all; any other segment (the archive's end,
+ * where the newest partial upload is served, or one replay reads again) is asked of the running
+ * prefetcher and kept for a re-read. With no prefetcher running, or a storage error, it goes to
+ * `lifeboat wal-fetch` (which also retries storage).
  */
 function restoreCommandScript(sidecar: string): string {
   const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
@@ -101,6 +104,8 @@ function restoreCommandScript(sidecar: string): string {
 # restore_command of a server restored by Lifeboat: restore-command.sh %f %p (written by the worker)
 f=$1 p=$2 d=${q(d)}
 running() { local pid; pid=$(cat "$d/.prefetcher" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
+# A prefetcher just started has not taken its lock yet (Node takes a moment): wait up to 2 s.
+for ((i = 0; i < 100; i++)); do [[ -f $d/.prefetcher || -f $d/.stopped ]] && break; sleep 0.02; done
 if [[ $f =~ ^[0-9A-F]{8}\\.history$ ]]; then
   for ((i = 0; i < 500; i++)); do
     if [[ -f $d/$f ]]; then cp "$d/$f" "$p" && exit 0; fi
@@ -109,13 +114,31 @@ if [[ $f =~ ^[0-9A-F]{8}\\.history$ ]]; then
     sleep 0.02
   done
 elif [[ $f =~ ^[0-9A-F]{24}$ ]]; then
+  if [[ -f $d/$f.served ]]; then cp "$d/$f.served" "$p" && exit 0; fi
+  ask=
   for ((i = 0; i < 1500; i++)); do
     if [[ -f $d/$f ]]; then mv -f "$d/$f" "$p" && exit 0; fi
     running || break
+    # Waited for only while the prefetcher is on its way to it; else it is asked for it.
+    ask=1
+    end=$(cat "$d/.end" 2>/dev/null) && [[ \${end:0:8} == "\${f:0:8}" && ! $f < $end ]] && break
     next=$(cat "$d/.next" 2>/dev/null) || break
     [[ \${next:0:8} == "\${f:0:8}" && ! $f < $next ]] || break
+    ask=
     sleep 0.02
   done
+  if [[ -n $ask ]]; then
+    # The archive's end (the newest partial upload), or a segment read again: the running
+    # prefetcher fetches it as wal-fetch would, without a Node of its own.
+    : >"$d/$f.want"
+    for ((i = 0; i < 1500; i++)); do
+      if [[ -f $d/$f.served ]]; then cp "$d/$f.served" "$p" && exit 0; fi
+      if [[ -f $d/$f.absent ]]; then rm -f "$d/$f.absent" && exit 1; fi
+      if [[ -f $d/$f.error ]]; then rm -f "$d/$f.error" && break; fi
+      running || break
+      sleep 0.02
+    done
+  fi
 fi
 exec ${q(LIFEBOAT)} wal-fetch --config ${q(path.join(sidecar, 'wal-fetch.json'))} --env-file ${q(path.join(sidecar, 'wal-fetch.env'))} "$f" "$p"
 `;

@@ -45,6 +45,20 @@ const NEXT = '.next';
  * that restore-command.sh can say "not in the archive" for the others without starting Node.
  */
 const HISTORIES = '.histories';
+/**
+ * In the prefetch folder: the first segment the archive does not hold completed (its end). The
+ * prefetcher stays (history answers are still wanted at promotion); the script sends this segment
+ * to `lifeboat wal-fetch` at once, which serves the newest partial upload.
+ */
+const END = '.end';
+/** Beside a segment's name: what was served for it on request (a partial upload at the end), kept for re-reads. */
+const SERVED = '.served';
+/**
+ * In the prefetch folder: left by a prefetcher as it exits, removed by whoever starts one. With
+ * neither it nor a lock there, a prefetcher is starting: the script waits for it (Node takes a
+ * moment to start) rather than starting another Node of its own.
+ */
+const PREFETCHER_STOPPED = '.stopped';
 
 interface FetchConfig {
   database: string;
@@ -118,11 +132,21 @@ export async function run(argv: string[]): Promise<number> {
   // Storage that does not answer is retried for a while: giving up means a FATAL stop.
   for (let attempt = 1; ; attempt++) {
     try {
-      const data = await fetchWal(store, config, name, identity, !args.prefetch);
-      if (!data) return ABSENT;
+      const got = await fetchWal(store, config, name, identity, !args.prefetch);
+      if (!got) return ABSENT;
       const tmp = `${dest}.lifeboat-tmp`;
-      fs.writeFileSync(tmp, data);
+      fs.writeFileSync(tmp, got.data);
       fs.renameSync(tmp, dest);
+      // Replay asks for the archive's last segment again as it ends (to start the new timeline
+      // from it): the same bytes are kept for that, instead of starting Node once more. The
+      // prefetcher removes them with the rest when the server is promoted or stops.
+      if (got.partial && isSegment) {
+        try {
+          writeAtomically(path.join(prefetchDir, `${name}${SERVED}`), got.data);
+        } catch {
+          // No prefetch folder (a server restored by hand): the next ask fetches it again.
+        }
+      }
       return 0;
     } catch (err) {
       if (attempt >= (args.prefetch ? 1 : 6)) {
@@ -146,6 +170,7 @@ function startPrefetcher(name: string, argv: string[], prefetchDir: string): voi
   fs.writeFileSync(`${wanted}.tmp`, name);
   fs.renameSync(`${wanted}.tmp`, wanted);
   if (prefetcherRunning(prefetchDir)) return;
+  fs.rmSync(path.join(prefetchDir, PREFETCHER_STOPPED), { force: true });
   const options = argv.filter((a, i) => i < argv.length - 2 && a !== '--prefetch');
   spawn(
     process.execPath,
@@ -208,7 +233,13 @@ async function prefetchAfter(
     }
   }
   process.on('exit', () => {
-    if (fs.existsSync(lock) && fs.readFileSync(lock, 'utf8') === String(process.pid)) fs.rmSync(lock);
+    try {
+      if (fs.readFileSync(lock, 'utf8') !== String(process.pid)) return;
+      fs.writeFileSync(path.join(dir, PREFETCHER_STOPPED), String(process.pid));
+      fs.rmSync(lock);
+    } catch {
+      // The folder went with its restore.
+    }
   });
   const ready = () => fs.readdirSync(dir).filter((f) => /^[0-9A-F]{24}$/.test(f));
   let next = inclusive ? first : nextSegment(first, config.walSegmentSize);
@@ -219,6 +250,7 @@ async function prefetchAfter(
     printError(`wal-fetch prefetcher: timeline history files not listed: ${err.message}`),
   );
   let idleSince = Date.now();
+  let endAt: string | undefined;
   // The server's data directory (the prefetch folder is in `<data dir>.lifeboat/`): once it is
   // promoted (recovery.signal gone) or stopped, no segment will be asked for again, and a
   // prefetcher left behind would outlive a drill's teardown. Started while the base backup is
@@ -237,7 +269,9 @@ async function prefetchAfter(
   };
   for (;;) {
     if (replayOver()) {
-      for (const f of ready()) fs.rmSync(path.join(dir, f), { force: true });
+      for (const f of fs.readdirSync(dir))
+        if (/^[0-9A-F]{24}(\.served|\.want|\.absent|\.error)?$/.test(f) || f === END)
+          fs.rmSync(path.join(dir, f), { force: true });
       return 0;
     }
     // Replay may have fetched past us itself: skip to after what it wants, drop the stale.
@@ -249,7 +283,13 @@ async function prefetchAfter(
         next = nextSegment(wanted, config.walSegmentSize);
       for (const f of ready()) if (f <= wanted) fs.rmSync(path.join(dir, f), { force: true });
     }
-    const room = PREFETCH_AHEAD - ready().length;
+    // Past the archive's end (replay fetched the partial itself): look further again.
+    if (endAt && next > endAt) {
+      endAt = undefined;
+      fs.rmSync(path.join(dir, END), { force: true });
+    }
+    if (await serveRequests(dir, store, config, identity)) idleSince = Date.now();
+    const room = endAt ? 0 : PREFETCH_AHEAD - ready().length;
     if (room <= 0) {
       if (Date.now() - idleSince > (serverSeen ? PREFETCH_IDLE_MS : PREFETCH_IDLE_BEFORE_SERVER_MS)) {
         for (const f of ready()) fs.rmSync(path.join(dir, f), { force: true });
@@ -269,11 +309,9 @@ async function prefetchAfter(
       batch.push(seg);
     const got = await Promise.all(
       batch.map(async (seg) => {
-        const data = await fetchWal(store, config, seg, identity, false).catch(() => undefined);
-        if (!data) return false;
-        const tmp = path.join(dir, `${seg}.lifeboat-tmp`);
-        fs.writeFileSync(tmp, data);
-        fs.renameSync(tmp, path.join(dir, seg));
+        const got = await fetchWal(store, config, seg, identity, false).catch(() => undefined);
+        if (!got) return false;
+        writeAtomically(path.join(dir, seg), got.data);
         return true;
       }),
     );
@@ -281,10 +319,39 @@ async function prefetchAfter(
     if (fetched < got.length) {
       // Keep only the contiguous run: a later segment without its predecessor is of no use yet.
       for (const seg of batch.slice(fetched)) fs.rmSync(path.join(dir, seg), { force: true });
-      return 0;
+      endAt = batch[fetched]!;
+      next = endAt;
+      writeAtomically(path.join(dir, END), endAt);
+      announce(next);
+      continue;
     }
     next = nextSegment(batch.at(-1)!, config.walSegmentSize);
   }
+}
+
+/**
+ * What restore-command.sh asked for (`<segment>.want`: the archive's end, or a segment replay reads
+ * again): the segment, else its newest partial upload at the time of asking, as `lifeboat
+ * wal-fetch` would serve it, written as `<segment>.served` (or `.absent`; `.error` leaves it to
+ * wal-fetch, which retries storage). This Node process is already running; starting another
+ * costs more than the download. True when there was a request.
+ */
+async function serveRequests(
+  dir: string,
+  store: ObjectStore,
+  config: FetchConfig,
+  identity: string,
+): Promise<boolean> {
+  const requests = fs.readdirSync(dir).filter((f) => /^[0-9A-F]{24}\.want$/.test(f));
+  for (const request of requests) {
+    const segment = request.slice(0, 24);
+    fs.rmSync(path.join(dir, request), { force: true });
+    const got = await fetchWal(store, config, segment, identity, true).catch(() => 'error' as const);
+    if (got === 'error') writeAtomically(path.join(dir, `${segment}.error`), '');
+    else if (!got) writeAtomically(path.join(dir, `${segment}.absent`), '');
+    else writeAtomically(path.join(dir, `${segment}${SERVED}`), got.data);
+  }
+  return requests.length > 0;
 }
 
 /**
@@ -317,16 +384,17 @@ async function fetchWal(
   name: string,
   identity: string,
   withPartials = true,
-): Promise<Buffer | undefined> {
+): Promise<{ data: Buffer; partial: boolean } | undefined> {
   const history = /^([0-9A-F]{8})\.history$/.exec(name);
   if (history) {
     const key = repository.timelineHistory('', config.database, parseInt(history[1]!, 16));
     if (!(await store.head(key))) return undefined;
-    return decrypt(await store.get(key), identity);
+    return { data: await decrypt(await store.get(key), identity), partial: false };
   }
   if (!/^[0-9A-F]{24}$/.test(name)) return undefined; // .partial, .backup: not served
   const key = repository.walSegment('', config.database, name);
-  if (await store.head(key)) return zstd(await decrypt(await store.get(key), identity));
+  if (await store.head(key))
+    return { data: await zstd(await decrypt(await store.get(key), identity)), partial: false };
   if (!withPartials) return undefined;
   // The newest partial upload of this segment: the archive's very end.
   const folder = path.posix.dirname(key) + '/';
@@ -341,8 +409,8 @@ async function fetchWal(
   if (!newest) return undefined;
   const data = await zstd(await decrypt(await store.get(newest.key), identity));
   // PostgreSQL wants a whole segment; past the partial's end it finds no valid record and stops.
-  if (data.length >= config.walSegmentSize) return data;
-  return Buffer.concat([data, Buffer.alloc(config.walSegmentSize - data.length)]);
+  if (data.length >= config.walSegmentSize) return { data, partial: true };
+  return { data: Buffer.concat([data, Buffer.alloc(config.walSegmentSize - data.length)]), partial: true };
 }
 
 async function decrypt(sealed: Uint8Array, identity: string): Promise<Buffer> {

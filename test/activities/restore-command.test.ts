@@ -1,7 +1,8 @@
 // The restore_command of a restored server, against a WAL archive on the stack's real S3: the
 // background prefetcher, started while the base backup would still be downloading (no server, no
 // recovery.signal yet), fetches the timeline history files and the segments ahead; the shell
-// script answers PostgreSQL from its folder without starting Node, and falls back to
+// script answers PostgreSQL from its folder without starting Node — segments read again and the
+// archive's partial end are fetched on request by the running prefetcher — and falls back to
 // `lifeboat wal-fetch` once the prefetcher is gone. The fallback is made visible here by taking
 // the secrets from wal-fetch.env after the prefetcher has read them: Node then exits 200 (FATAL),
 // an answer the script itself never gives.
@@ -21,7 +22,7 @@ import { createObjectStore, type ObjectStore } from '../../src/activities/ports/
 import { sidecarOf } from '../../src/activities/restore.ts';
 import { startWalPrefetcher, writeWalFetchSidecar } from '../../src/activities/restore-wal-fetch.ts';
 import { repository } from '../../src/domain/repository.ts';
-import { segmentName } from '../../src/domain/wal.ts';
+import { lsnInSegment, segmentName } from '../../src/domain/wal.ts';
 import { emptyStores } from '../support/scratch-stores.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 
@@ -38,6 +39,9 @@ describe('restore_command and the WAL prefetcher', () => {
   let sidecar: string;
   const segments = new Map<string, Buffer>();
   const history = Buffer.from('1\t0/3000000\tno recovery target specified\n');
+  /** The archive's end: segment 21 only as a partial upload (its first 1000 bytes). */
+  const end = segmentName(TIMELINE, SEGMENTS + 1, SEGMENT);
+  const partial = randomBytes(1000);
 
   before(async () => {
     stack = await ensureStack();
@@ -56,6 +60,10 @@ describe('restore_command and the WAL prefetcher', () => {
       await store.put(repository.walSegment('', 'orders', name), await seal(zlib.zstdCompressSync(data)));
     }
     await store.put(repository.timelineHistory('', 'orders', TIMELINE), await seal(history));
+    await store.put(
+      repository.walPartial('', 'orders', end, lsnInSegment(end, partial.length, SEGMENT)),
+      await seal(zlib.zstdCompressSync(partial)),
+    );
 
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-restore-command-'));
     dataDir = path.join(work, 'data');
@@ -131,6 +139,38 @@ describe('restore_command and the WAL prefetcher', () => {
       assert.ok(fs.readFileSync(got.dest).equals(segments.get(name)!), `${name}: the archived bytes`);
       assert.equal(fs.existsSync(prefetch(name)), false, `${name} was moved out of the prefetch folder`);
     }
+  });
+
+  it('serves a segment read again and the archive’s partial end through the running prefetcher', async () => {
+    // Replay takes the rest: the prefetcher then reaches the archive's end (segment 21).
+    for (let segno = 3; segno <= SEGMENTS; segno++) {
+      if (segno === 17) continue;
+      const got = restoreCommand(segmentName(TIMELINE, segno, SEGMENT));
+      assert.equal(got.status, 0, got.stderr);
+    }
+    await until('the prefetcher marks the archive’s end', () => fs.existsSync(prefetch('.end')));
+    assert.equal(fs.readFileSync(prefetch('.end'), 'utf8'), end);
+
+    const again = segmentName(TIMELINE, 2, SEGMENT);
+    const reread = restoreCommand(again);
+    assert.equal(reread.status, 0, reread.stderr);
+    assert.ok(
+      fs.readFileSync(reread.dest).equals(segments.get(again)!),
+      'a segment read again: the archived bytes',
+    );
+
+    const padded = Buffer.concat([partial, Buffer.alloc(SEGMENT - partial.length)]);
+    for (const time of ['first', 'again']) {
+      const last = restoreCommand(end);
+      assert.equal(last.status, 0, `${time}: ${last.stderr}`);
+      assert.ok(fs.readFileSync(last.dest).equals(padded), `${time}: the partial upload, zero-padded`);
+    }
+    const beyond = restoreCommand(segmentName(TIMELINE, SEGMENTS + 2, SEGMENT));
+    assert.equal(beyond.status, 1, `past the archive's end: "not there" (1), not FATAL: ${beyond.stderr}`);
+    assert.ok(
+      alive(prefetcherPid()),
+      'the prefetcher stays at the end: promotion still asks for history files',
+    );
   });
 
   it('falls back to lifeboat wal-fetch once the prefetcher is gone, and the prefetcher stops with the directory', async () => {
