@@ -109,15 +109,25 @@ export async function run(argv: string[]): Promise<number> {
   // restore_command's shell part makes that rename itself, without starting Node).
   const prefetchDir = path.join(path.dirname(args.config as string), 'prefetch');
   const primary = createObjectStore(config.storage, env);
-  // PostgreSQL writes restore_command's stderr to the server log: the secondary serving is said there.
+  // PostgreSQL writes restore_command's stderr to the server log: the secondary serving is said
+  // there. The prefetcher, detached, has no such stderr: it appends the same line to that log.
+  const prefetching = !!(args['prefetch-after'] || args['prefetch-from']);
+  const serverLog = path.join(path.dirname(args.config as string), 'postgres.log');
+  const say = (line: string) => {
+    if (!prefetching) return printError(line);
+    try {
+      fs.appendFileSync(serverLog, `${new Date().toISOString()} ${line}\n`);
+    } catch {
+      // No sidecar folder any more: nobody to tell.
+    }
+  };
   const store = config.secondary
     ? readEitherStore(primary, createObjectStore(config.secondary, env), (location, key) => {
         if (location === 'secondary')
-          printError(`wal-fetch ${name}: ${key} served by the secondary location`);
+          say(`wal-fetch ${prefetching ? 'prefetcher' : name}: ${key} served by the secondary location`);
       })
     : primary;
-  if (args['prefetch-after'] || args['prefetch-from'])
-    return prefetchAfter(name, dest, store, config, identity, !!args['prefetch-from']);
+  if (prefetching) return prefetchAfter(name, dest, store, config, identity, !!args['prefetch-from']);
   const isSegment = /^[0-9A-F]{24}$/.test(name);
   if (isSegment && !args.prefetch) {
     try {
