@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Plan } from '../domain/plan.ts';
+import { PREFETCH } from '../domain/wal-prefetch.ts';
 import type { Environment } from './ports/environment.ts';
 
 export interface WalFetchSetup {
@@ -73,7 +74,7 @@ export function startWalPrefetcher(
   firstSegment: string,
   asUser: (command: string, args: string[]) => [string, string[]],
 ): void {
-  fs.rmSync(path.join(sidecar, 'prefetch', '.stopped'), { force: true });
+  fs.rmSync(path.join(sidecar, 'prefetch', PREFETCH.stopped), { force: true });
   const [cmd, args] = asUser(LIFEBOAT, [
     'wal-fetch',
     '--config',
@@ -100,29 +101,30 @@ export function startWalPrefetcher(
 function restoreCommandScript(sidecar: string): string {
   const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
   const d = path.join(sidecar, 'prefetch');
+  const P = PREFETCH;
   return `#!/usr/bin/env bash
 # restore_command of a server restored by Lifeboat: restore-command.sh %f %p (written by the worker)
 f=$1 p=$2 d=${q(d)}
-running() { local pid; pid=$(cat "$d/.prefetcher" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
+running() { local pid; pid=$(cat "$d/${P.lock}" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
 # A prefetcher just started has not taken its lock yet (Node takes a moment): wait up to 2 s.
-for ((i = 0; i < 100; i++)); do [[ -f $d/.prefetcher || -f $d/.stopped ]] && break; sleep 0.02; done
+for ((i = 0; i < 100; i++)); do [[ -f $d/${P.lock} || -f $d/${P.stopped} ]] && break; sleep 0.02; done
 if [[ $f =~ ^[0-9A-F]{8}\\.history$ ]]; then
   for ((i = 0; i < 500; i++)); do
     if [[ -f $d/$f ]]; then cp "$d/$f" "$p" && exit 0; fi
     running || break
-    [[ -f $d/.histories ]] && exit 1
+    [[ -f $d/${P.histories} ]] && exit 1
     sleep 0.02
   done
 elif [[ $f =~ ^[0-9A-F]{24}$ ]]; then
-  if [[ -f $d/$f.served ]]; then cp "$d/$f.served" "$p" && exit 0; fi
+  if [[ -f $d/$f${P.served} ]]; then cp "$d/$f${P.served}" "$p" && exit 0; fi
   ask=
   for ((i = 0; i < 1500; i++)); do
     if [[ -f $d/$f ]]; then mv -f "$d/$f" "$p" && exit 0; fi
     running || break
     # Waited for only while the prefetcher is on its way to it; else it is asked for it.
     ask=1
-    end=$(cat "$d/.end" 2>/dev/null) && [[ \${end:0:8} == "\${f:0:8}" && ! $f < $end ]] && break
-    next=$(cat "$d/.next" 2>/dev/null) || break
+    end=$(cat "$d/${P.end}" 2>/dev/null) && [[ \${end:0:8} == "\${f:0:8}" && ! $f < $end ]] && break
+    next=$(cat "$d/${P.next}" 2>/dev/null) || break
     [[ \${next:0:8} == "\${f:0:8}" && ! $f < $next ]] || break
     ask=
     sleep 0.02
@@ -130,11 +132,11 @@ elif [[ $f =~ ^[0-9A-F]{24}$ ]]; then
   if [[ -n $ask ]]; then
     # The archive's end (the newest partial upload), or a segment read again: the running
     # prefetcher fetches it as wal-fetch would, without a Node of its own.
-    : >"$d/$f.want"
+    : >"$d/$f${P.want}"
     for ((i = 0; i < 1500; i++)); do
-      if [[ -f $d/$f.served ]]; then cp "$d/$f.served" "$p" && exit 0; fi
-      if [[ -f $d/$f.absent ]]; then rm -f "$d/$f.absent" && exit 1; fi
-      if [[ -f $d/$f.error ]]; then rm -f "$d/$f.error" && break; fi
+      if [[ -f $d/$f${P.served} ]]; then cp "$d/$f${P.served}" "$p" && exit 0; fi
+      if [[ -f $d/$f${P.absent} ]]; then rm -f "$d/$f${P.absent}" && exit 1; fi
+      if [[ -f $d/$f${P.error} ]]; then rm -f "$d/$f${P.error}" && break; fi
       running || break
       sleep 0.02
     done

@@ -80,6 +80,37 @@ export function createRestoreActivities(deps: RestoreDeps) {
   const chown = async (p: string) => {
     if (asRoot) await run('chown', ['-R', `${osUser}:`, p]);
   };
+  /**
+   * The sidecar `lifeboat wal-fetch` and restore_command read (written again: idempotent), and the
+   * restore's one background prefetcher from `firstSegment` (a no-op while it runs).
+   */
+  const prepareWalFetch = async (
+    dataDir: string,
+    database: string,
+    walSegmentSize: number,
+    firstSegment: string | undefined,
+  ) => {
+    const setup = writeWalFetchSidecar({
+      plan: deps.plan,
+      env: deps.env,
+      sidecar: sidecarOf(dataDir),
+      database,
+      walSegmentSize,
+    });
+    await chown(setup.sidecar);
+    if (firstSegment) startWalPrefetcher(setup.sidecar, firstSegment, asUser);
+    return setup;
+  };
+  /** The recovery settings, owned by the PostgreSQL OS user (the rest came from its own tar). */
+  const writeRecovery = async (dataDir: string, settings: Record<string, string>) => {
+    writeRecoveryConfig(dataDir, settings);
+    if (asRoot)
+      await run('chown', [
+        `${osUser}:`,
+        path.join(dataDir, 'postgresql.auto.conf'),
+        path.join(dataDir, 'recovery.signal'),
+      ]);
+  };
 
   return {
     /** The catalog and the WAL archive's listing of a database, for chain resolution. */
@@ -164,15 +195,12 @@ export function createRestoreActivities(deps: RestoreDeps) {
       // The WAL replay will need is fetched while the base backup downloads: by the time the
       // server starts, its first segments (and the timeline history files) are on local disk.
       const { walSegmentSize, timeline } = manifest.postgres;
-      const { sidecar } = writeWalFetchSidecar({
-        plan: deps.plan,
-        env: deps.env,
-        sidecar: sidecarOf(dataDir),
-        database: input.database,
+      await prepareWalFetch(
+        dataDir,
+        input.database,
         walSegmentSize,
-      });
-      await chown(sidecar);
-      startWalPrefetcher(sidecar, segmentOfLsn(timeline, manifest.start.lsn, walSegmentSize), asUser);
+        segmentOfLsn(timeline, manifest.start.lsn, walSegmentSize),
+      );
 
       const identity = requireEnv(
         deps.env,
@@ -278,22 +306,18 @@ export function createRestoreActivities(deps: RestoreDeps) {
 
       const started = Date.now();
       const port = input.port ?? (await freePort());
-      const { restoreCommand } = writeWalFetchSidecar({
-        plan: deps.plan,
-        env: deps.env,
-        sidecar,
-        database: input.database,
-        walSegmentSize: input.walSegmentSize,
-      });
-      await chown(sidecar);
-      writeRecoveryConfig(dataDir, recoverySettings({ ...input, restoreCommand }));
-      await chown(dataDir);
-      // Started during the download already; again here (a no-op while it runs) for a restore
-      // whose download an earlier attempt finished, from the backup's first segment.
+      // The prefetcher started during the download already; started again here (a no-op while it
+      // runs) for a restore whose download an earlier attempt finished.
       const label = /^START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)$/m.exec(
         tail(path.join(dataDir, 'backup_label'), 0),
       );
-      if (label) startWalPrefetcher(sidecar, label[1]!, asUser);
+      const { restoreCommand } = await prepareWalFetch(
+        dataDir,
+        input.database,
+        input.walSegmentSize,
+        label?.[1],
+      );
+      await writeRecovery(dataDir, recoverySettings({ ...input, restoreCommand }));
       // pg_ctl -w returns once the server is consistent, which may take long: heartbeat meanwhile
       // so that a lost worker is noticed in seconds (the server it started is adopted on retry).
       const ctx = Context.current();
@@ -386,9 +410,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
               inclusive: input.inclusive,
               restoreCommand: readRestoreCommand(input.dataDir),
             });
-            writeRecoveryConfig(input.dataDir, settings);
-            fs.writeFileSync(path.join(input.dataDir, 'recovery.signal'), '');
-            await chown(input.dataDir);
+            await writeRecovery(input.dataDir, settings);
             const [cmd, args] = asUser(pgBin(input.versionNum, 'pg_ctl'), [
               'start',
               '-w',

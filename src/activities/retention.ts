@@ -62,11 +62,20 @@ export function createRetentionActivities(deps: RetentionDeps) {
     return s;
   };
   const now = () => (deps.now ? deps.now() : new Date());
-  /** A manifest at either location: the primary may have lost one the secondary still lists. */
-  const hasManifestAnywhere = async (database: string, id: string) => {
-    for (const store of [deps.stores.primary, deps.stores.secondary])
-      if (store && (await store.head(repository.manifest('', database, id)))) return true;
-    return false;
+  /**
+   * The manifest keys of a database at either location (the primary may have lost one the
+   * secondary still lists), listed once per database however many indexes ask.
+   */
+  const manifestKeysOf = async (cache: Map<string, Set<string>>, database: string) => {
+    let keys = cache.get(database);
+    if (!keys) {
+      keys = new Set();
+      for (const store of [deps.stores.primary, deps.stores.secondary])
+        if (store)
+          for (const o of await store.list(repository.manifestsPrefix('', database))) keys.add(o.key);
+      cache.set(database, keys);
+    }
+    return keys;
   };
   const urlOf = (s: ObjectStore) => `s3://${s.bucket}${s.prefix ? `/${s.prefix}` : ''}`;
 
@@ -256,6 +265,7 @@ export function createRetentionActivities(deps: RetentionDeps) {
       // A large repository takes a while: say how far the sweep is (the workflow waits on this).
       const beat = (phase: string) => Context.current().heartbeat({ phase, ...sweep });
       const orphans: string[] = [];
+      const manifestKeys = new Map<string, Set<string>>();
       const readIndexes = async (keys: string[], modified = new Map<string, number>()) => {
         const referenced = new Set<string>();
         for (const key of keys) {
@@ -269,7 +279,10 @@ export function createRetentionActivities(deps: RetentionDeps) {
           // past the grace age: no backup runs that long) keeps nothing alive.
           const { database, id } = parsed.snapshot;
           const age = nowMs - (modified.get(key) ?? nowMs);
-          if (age >= input.graceMs && !(await hasManifestAnywhere(database, id))) {
+          if (
+            age >= input.graceMs &&
+            !(await manifestKeysOf(manifestKeys, database)).has(repository.manifest('', database, id))
+          ) {
             orphans.push(key);
             continue;
           }

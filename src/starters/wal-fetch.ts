@@ -20,6 +20,7 @@ import { repository } from '../domain/repository.ts';
 import { parseCommandArgs } from './args.ts';
 import { printError } from './output.ts';
 import { nextSegment } from '../domain/wal.ts';
+import { PREFETCH } from '../domain/wal-prefetch.ts';
 
 export const summary = 'restore_command of a restored server: wal-fetch --config <f> --env-file <f> %f %p';
 
@@ -34,31 +35,6 @@ const PREFETCH_PARALLEL = 3;
 const PREFETCH_IDLE_MS = 120_000;
 /** … and before the server started: the base backup may still be downloading. */
 const PREFETCH_IDLE_BEFORE_SERVER_MS = 30 * 60_000;
-/** In the prefetch folder: the newest segment replay asked the archive for (not the folder). */
-const WANTED = '.wanted';
-/** In the prefetch folder: the prefetcher's pid; at most one runs per restored server. */
-const PREFETCHER_LOCK = '.prefetcher';
-/** In the prefetch folder: the segment the prefetcher fetches next (restore-command.sh waits for it). */
-const NEXT = '.next';
-/**
- * In the prefetch folder: written once every timeline history file of the archive is there, so
- * that restore-command.sh can say "not in the archive" for the others without starting Node.
- */
-const HISTORIES = '.histories';
-/**
- * In the prefetch folder: the first segment the archive does not hold completed (its end). The
- * prefetcher stays (history answers are still wanted at promotion); the script sends this segment
- * to `lifeboat wal-fetch` at once, which serves the newest partial upload.
- */
-const END = '.end';
-/** Beside a segment's name: what was served for it on request (a partial upload at the end), kept for re-reads. */
-const SERVED = '.served';
-/**
- * In the prefetch folder: left by a prefetcher as it exits, removed by whoever starts one. With
- * neither it nor a lock there, a prefetcher is starting: the script waits for it (Node takes a
- * moment to start) rather than starting another Node of its own.
- */
-const PREFETCHER_STOPPED = '.stopped';
 
 interface FetchConfig {
   database: string;
@@ -152,7 +128,7 @@ export async function run(argv: string[]): Promise<number> {
       // prefetcher removes them with the rest when the server is promoted or stops.
       if (got.partial && isSegment) {
         try {
-          writeAtomically(path.join(prefetchDir, `${name}${SERVED}`), got.data);
+          writeAtomically(path.join(prefetchDir, `${name}${PREFETCH.served}`), got.data);
         } catch {
           // No prefetch folder (a server restored by hand): the next ask fetches it again.
         }
@@ -176,11 +152,9 @@ export async function run(argv: string[]): Promise<number> {
  */
 function startPrefetcher(name: string, argv: string[], prefetchDir: string): void {
   fs.mkdirSync(prefetchDir, { recursive: true });
-  const wanted = path.join(prefetchDir, WANTED);
-  fs.writeFileSync(`${wanted}.tmp`, name);
-  fs.renameSync(`${wanted}.tmp`, wanted);
+  writeAtomically(path.join(prefetchDir, PREFETCH.wanted), name);
   if (prefetcherRunning(prefetchDir)) return;
-  fs.rmSync(path.join(prefetchDir, PREFETCHER_STOPPED), { force: true });
+  fs.rmSync(path.join(prefetchDir, PREFETCH.stopped), { force: true });
   const options = argv.filter((a, i) => i < argv.length - 2 && a !== '--prefetch');
   spawn(
     process.execPath,
@@ -191,7 +165,7 @@ function startPrefetcher(name: string, argv: string[], prefetchDir: string): voi
 
 function prefetcherRunning(dir: string): boolean {
   try {
-    return alive(Number(fs.readFileSync(path.join(dir, PREFETCHER_LOCK), 'utf8')));
+    return alive(Number(fs.readFileSync(path.join(dir, PREFETCH.lock), 'utf8')));
   } catch {
     return false;
   }
@@ -225,7 +199,7 @@ async function prefetchAfter(
 ): Promise<number> {
   fs.mkdirSync(dir, { recursive: true });
   // One prefetcher per server: the lock holds its pid; one left by a dead process is taken over.
-  const lock = path.join(dir, PREFETCHER_LOCK);
+  const lock = path.join(dir, PREFETCH.lock);
   const claim = () => {
     const fd = fs.openSync(lock, 'wx');
     fs.writeSync(fd, String(process.pid));
@@ -245,7 +219,7 @@ async function prefetchAfter(
   process.on('exit', () => {
     try {
       if (fs.readFileSync(lock, 'utf8') !== String(process.pid)) return;
-      fs.writeFileSync(path.join(dir, PREFETCHER_STOPPED), String(process.pid));
+      fs.writeFileSync(path.join(dir, PREFETCH.stopped), String(process.pid));
       fs.rmSync(lock);
     } catch {
       // The folder went with its restore.
@@ -253,7 +227,7 @@ async function prefetchAfter(
   });
   const ready = () => fs.readdirSync(dir).filter((f) => /^[0-9A-F]{24}$/.test(f));
   let next = inclusive ? first : nextSegment(first, config.walSegmentSize);
-  const announce = (segment: string) => writeAtomically(path.join(dir, NEXT), segment);
+  const announce = (segment: string) => writeAtomically(path.join(dir, PREFETCH.next), segment);
   announce(next);
   await fetchHistories(dir, store, config, identity).catch((err: Error) =>
     // Without the marker restore-command.sh asks `lifeboat wal-fetch` for each history file.
@@ -280,13 +254,13 @@ async function prefetchAfter(
   for (;;) {
     if (replayOver()) {
       for (const f of fs.readdirSync(dir))
-        if (/^[0-9A-F]{24}(\.served|\.want|\.absent|\.error)?$/.test(f) || f === END)
+        if (f === PREFETCH.end || SEGMENT_FILE_SUFFIXES.includes(segmentFileSuffix(f) as never))
           fs.rmSync(path.join(dir, f), { force: true });
       return 0;
     }
     // Replay may have fetched past us itself: skip to after what it wants, drop the stale.
-    const wanted = fs.existsSync(path.join(dir, WANTED))
-      ? fs.readFileSync(path.join(dir, WANTED), 'utf8')
+    const wanted = fs.existsSync(path.join(dir, PREFETCH.wanted))
+      ? fs.readFileSync(path.join(dir, PREFETCH.wanted), 'utf8')
       : undefined;
     if (wanted && /^[0-9A-F]{24}$/.test(wanted)) {
       if (wanted.slice(0, 8) === next.slice(0, 8) && wanted >= next)
@@ -296,7 +270,7 @@ async function prefetchAfter(
     // Past the archive's end (replay fetched the partial itself): look further again.
     if (endAt && next > endAt) {
       endAt = undefined;
-      fs.rmSync(path.join(dir, END), { force: true });
+      fs.rmSync(path.join(dir, PREFETCH.end), { force: true });
     }
     if (await serveRequests(dir, store, config, identity)) idleSince = Date.now();
     const room = endAt ? 0 : PREFETCH_AHEAD - ready().length;
@@ -331,7 +305,7 @@ async function prefetchAfter(
       for (const seg of batch.slice(fetched)) fs.rmSync(path.join(dir, seg), { force: true });
       endAt = batch[fetched]!;
       next = endAt;
-      writeAtomically(path.join(dir, END), endAt);
+      writeAtomically(path.join(dir, PREFETCH.end), endAt);
       announce(next);
       continue;
     }
@@ -352,14 +326,14 @@ async function serveRequests(
   config: FetchConfig,
   identity: string,
 ): Promise<boolean> {
-  const requests = fs.readdirSync(dir).filter((f) => /^[0-9A-F]{24}\.want$/.test(f));
+  const requests = fs.readdirSync(dir).filter((f) => segmentFileSuffix(f) === PREFETCH.want);
   for (const request of requests) {
     const segment = request.slice(0, 24);
     fs.rmSync(path.join(dir, request), { force: true });
     const got = await fetchWal(store, config, segment, identity, true).catch(() => 'error' as const);
-    if (got === 'error') writeAtomically(path.join(dir, `${segment}.error`), '');
-    else if (!got) writeAtomically(path.join(dir, `${segment}.absent`), '');
-    else writeAtomically(path.join(dir, `${segment}${SERVED}`), got.data);
+    if (got === 'error') writeAtomically(path.join(dir, `${segment}${PREFETCH.error}`), '');
+    else if (!got) writeAtomically(path.join(dir, `${segment}${PREFETCH.absent}`), '');
+    else writeAtomically(path.join(dir, `${segment}${PREFETCH.served}`), got.data);
   }
   return requests.length > 0;
 }
@@ -380,8 +354,15 @@ async function fetchHistories(
     const name = /\/([0-9A-F]{8}\.history)\.age$/.exec(object.key)?.[1];
     if (name) writeAtomically(path.join(dir, name), await decrypt(await store.get(object.key), identity));
   }
-  writeAtomically(path.join(dir, HISTORIES), new Date().toISOString());
+  writeAtomically(path.join(dir, PREFETCH.histories), new Date().toISOString());
 }
+
+/** Of a file named after a segment in the prefetch folder: what follows the name ('' for the segment itself). */
+function segmentFileSuffix(file: string): string | undefined {
+  return /^[0-9A-F]{24}/.test(file) ? file.slice(24) : undefined;
+}
+/** The segment files a prefetcher leaves behind: the segments, requests and answers. */
+const SEGMENT_FILE_SUFFIXES = ['', PREFETCH.want, PREFETCH.served, PREFETCH.absent, PREFETCH.error];
 
 function writeAtomically(file: string, data: string | Buffer): void {
   fs.writeFileSync(`${file}.lifeboat-tmp`, data);

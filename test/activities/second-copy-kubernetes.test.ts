@@ -16,9 +16,9 @@ import {
   parseSnapshot,
   type KubernetesExportSummary,
 } from '../../src/domain/kubernetes-snapshot.ts';
-import { fullBackupManifest, serializeManifest } from '../../src/domain/manifest.ts';
+import { serializeManifest } from '../../src/domain/manifest.ts';
 import { repository } from '../../src/domain/repository.ts';
-import { baseBackupFixture } from '../support/manifests.ts';
+import { baseBackupFixture, fullManifestFixture } from '../support/manifests.ts';
 import { emptyStores, scratchStore } from '../support/scratch-stores.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 
@@ -68,13 +68,8 @@ describe('second copy of a backup with a Kubernetes export', () => {
       label: `lifeboat ${id}`,
     });
     const manifest = {
-      ...fullBackupManifest({
+      ...fullManifestFixture({
         id,
-        database: 'orders',
-        plan: 'local',
-        workflowId: 'backup-orders',
-        runId: '01a2041c-6936-7737-ad30-5656250a1d7e',
-        recipients: base.recipients,
         base,
         verification: {
           method: 'content',

@@ -2,30 +2,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BaseBackupResult } from '../../src/domain/backup.ts';
-import {
-  catalogEntry,
-  fullBackupManifest,
-  parseManifest,
-  serializeManifest,
-} from '../../src/domain/manifest.ts';
-import { baseBackupFixture } from '../support/manifests.ts';
+import { catalogEntry, parseManifest, serializeManifest } from '../../src/domain/manifest.ts';
+import { baseBackupFixture, fullManifestFixture } from '../support/manifests.ts';
 
 const base: BaseBackupResult = baseBackupFixture();
 
-const manifest = fullBackupManifest({
-  id: 'orders-full-20261122T163500Z',
-  database: 'orders',
-  plan: 'local',
-  workflowId: 'backup-orders',
-  runId: '01a2041c-6936-7737-ad30-5656250a1d7e',
-  recipients: base.recipients,
-  base,
-  verification: { method: 'content', verifiedBytes: 3727612, files: 1270, walSegments: 1, detail: 'ok' },
-  startedAt: new Date('2026-11-22T16:35:00.534Z'),
-  verifiedAt: new Date('2026-11-22T16:35:01.473Z'),
-  finishedAt: new Date('2026-11-22T16:35:01.473Z'),
-  verifyMs: 219,
-});
+const manifest = fullManifestFixture({ base });
 
 describe('the full backup manifest', () => {
   it('validates, round-trips through its stored bytes, and says full with no parent', () => {

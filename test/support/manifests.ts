@@ -1,6 +1,12 @@
-// A base backup result as the streaming activity returns it, for tests that build manifests
-// without running pg_basebackup: schema-valid figures a test overrides where it matters.
+// A base backup result as the streaming activity returns it, and the full backup manifest built
+// from it, for tests that build manifests without running pg_basebackup: schema-valid figures a
+// test overrides where it matters.
 import type { BaseBackupResult } from '../../src/domain/backup.ts';
+import {
+  fullBackupManifest,
+  type BackupManifest,
+  type FullManifestInput,
+} from '../../src/domain/manifest.ts';
 
 export function baseBackupFixture(overrides: Partial<BaseBackupResult> = {}): BaseBackupResult {
   return {
@@ -31,4 +37,24 @@ export function baseBackupFixture(overrides: Partial<BaseBackupResult> = {}): Ba
     timings: { checkpointMs: 74, streamMs: 447 },
     ...overrides,
   };
+}
+
+/** The manifest of a full backup of `orders` (its base: `baseBackupFixture()` unless given). */
+export function fullManifestFixture(overrides: Partial<FullManifestInput> = {}): BackupManifest {
+  const base = overrides.base ?? baseBackupFixture();
+  return fullBackupManifest({
+    id: 'orders-full-20261122T163500Z',
+    database: 'orders',
+    plan: 'local',
+    workflowId: 'backup-orders',
+    runId: '01a2041c-6936-7737-ad30-5656250a1d7e',
+    recipients: base.recipients,
+    base,
+    verification: { method: 'content', verifiedBytes: 3727612, files: 1270, walSegments: 1, detail: 'ok' },
+    startedAt: new Date('2026-11-22T16:35:00.534Z'),
+    verifiedAt: new Date('2026-11-22T16:35:01.473Z'),
+    finishedAt: new Date('2026-11-22T16:35:01.473Z'),
+    verifyMs: 219,
+    ...overrides,
+  });
 }

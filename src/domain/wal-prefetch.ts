@@ -1,0 +1,23 @@
+// The prefetch folder of a restored server (`<data dir>.lifeboat/prefetch/`): the names through
+// which the background prefetcher (`lifeboat wal-fetch --prefetch-from`), the restore_command
+// script and `lifeboat wal-fetch` itself talk. One place, since the script is written from them.
+export const PREFETCH = {
+  /** The prefetcher's pid: at most one runs per restored server. */
+  lock: '.prefetcher',
+  /** Left by a prefetcher as it exits, removed by whoever starts one: neither it nor a lock means one is starting. */
+  stopped: '.stopped',
+  /** The segment the prefetcher fetches next (the script waits for it and what follows). */
+  next: '.next',
+  /** The first segment the archive does not hold completed: its end. */
+  end: '.end',
+  /** Written once every timeline history file of the archive is there. */
+  histories: '.histories',
+  /** The newest segment replay asked `lifeboat wal-fetch` for. */
+  wanted: '.wanted',
+  /** Beside a segment's name: asked of the prefetcher by the script … */
+  want: '.want',
+  /** … and its answers: the bytes (kept for re-reads), not in the archive, or a storage error. */
+  served: '.served',
+  absent: '.absent',
+  error: '.error',
+} as const;
