@@ -296,6 +296,9 @@ export type DnsPlan = NonNullable<Plan['dns']>;
 export type Webhook = Plan['notifications']['webhooks'][number];
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
 
+/** The task queue of every workflow and of the activities that may run in any region. */
+export const SHARED_TASK_QUEUE = 'lifeboat';
+
 /** The region-bound task queue for a region: activities there touch that region's systems. */
 export function regionTaskQueue(plan: Plan, region: string): string {
   return plan.regions[region]?.taskQueue ?? `lifeboat-${region}`;

@@ -7,7 +7,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, type Payload } from '@temporalio/common';
 import { workflowIds } from '../domain/naming.ts';
 import { archiverSummary, type ArchiveWalProgress, type WalArchiverStatus } from '../domain/wal.ts';
-import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
+import { SHARED_TASK_QUEUE } from '../domain/plan.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { walArchiverWorkflow } from '../workflows/wal-archiver.ts';
 import { parseCommandArgs } from './args.ts';

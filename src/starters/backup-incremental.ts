@@ -7,7 +7,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { parseDuration, formatDuration } from '../domain/duration.ts';
 import type { IncrementalBackupInput, IncrementalBackupResult } from '../domain/incremental.ts';
 import { workflowIds } from '../domain/naming.ts';
-import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
+import { SHARED_TASK_QUEUE } from '../domain/plan.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { incrementalBackupWorkflow } from '../workflows/incremental-backup.ts';
 import { parseCommandArgs } from './args.ts';

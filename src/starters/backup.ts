@@ -11,7 +11,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { FullBackupInput, FullBackupResult } from '../domain/backup.ts';
 import { workflowIds } from '../domain/naming.ts';
-import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
+import { SHARED_TASK_QUEUE } from '../domain/plan.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { fullBackupWorkflow } from '../workflows/full-backup.ts';
 import { parseCommandArgs } from './args.ts';

@@ -4,7 +4,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { DoctorReport } from '../domain/doctor.ts';
 import { workflowIds } from '../domain/naming.ts';
 import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
-import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
+import { SHARED_TASK_QUEUE } from '../domain/plan.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { doctorWorkflow } from '../workflows/doctor.ts';
 import { parseCommandArgs } from './args.ts';

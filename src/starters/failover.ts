@@ -8,7 +8,7 @@ import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@tempo
 import type { FailoverProgress, FailoverResult } from '../domain/failover.ts';
 import { workflowIds } from '../domain/naming.ts';
 import { loadPlan, planFilePath, PlanError } from '../workers/plan-file.ts';
-import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
+import { SHARED_TASK_QUEUE } from '../domain/plan.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { regionalFailoverWorkflow } from '../workflows/regional-failover.ts';
 import { parseCommandArgs } from './args.ts';

@@ -7,7 +7,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { monitorSummary, type MonitorStatus } from '../domain/monitor.ts';
 import { workflowIds } from '../domain/naming.ts';
-import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
+import { SHARED_TASK_QUEUE } from '../domain/plan.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { regionHealthMonitorWorkflow } from '../workflows/region-health-monitor.ts';
 import { parseCommandArgs } from './args.ts';

@@ -8,7 +8,7 @@ import { formatDuration, parseDuration } from '../domain/duration.ts';
 import { workflowIds } from '../domain/naming.ts';
 import type { RetentionResult, RetentionWorkflowInput } from '../domain/retention.ts';
 import type { LocationOutcome } from '../domain/retention-repository.ts';
-import { SHARED_TASK_QUEUE } from '../workers/worker.ts';
+import { SHARED_TASK_QUEUE } from '../domain/plan.ts';
 import { webUiLink } from '../workers/temporal-connection.ts';
 import type { retentionWorkflow } from '../workflows/retention.ts';
 import { parseCommandArgs } from './args.ts';

@@ -12,14 +12,12 @@ import {
 import { createActivities } from '../activities/index.ts';
 import { installBackupMetrics } from '../activities/backup-metrics.ts';
 import { dataConverterFromEnv } from '../codec/aes-gcm-codec.ts';
-import { regionTaskQueue, type Plan } from '../domain/plan.ts';
+import { regionTaskQueue, SHARED_TASK_QUEUE, type Plan } from '../domain/plan.ts';
 import type { ObjectStore } from '../activities/ports/object-store.ts';
 import { TypedErrorInterceptor } from './error-interceptor.ts';
 import { buildActivityDeps } from './clients.ts';
 import { temporalTarget } from './temporal-connection.ts';
 import { workflowBundle } from './workflow-bundle.ts';
-
-export const SHARED_TASK_QUEUE = 'lifeboat';
 
 export interface WorkerOptions {
   plan: Plan;
