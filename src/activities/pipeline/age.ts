@@ -74,7 +74,9 @@ export function createAgeEncryptor(recipients: string[]): Transform {
   const nonce = randomBytes(16);
   const payloadKey = hkdf(fileKey, nonce, 'payload');
   let counter = 0n;
-  let pending: Buffer = Buffer.alloc(0);
+  // As in the decryptor: pieces are joined once a whole chunk is there, sealed chunks passed on.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
   let headerSent = false;
 
   const seal = (chunk: Buffer, last: boolean) => {
@@ -87,24 +89,32 @@ export function createAgeEncryptor(recipients: string[]): Transform {
     headerSent = true;
     return Buffer.concat([Buffer.from(`${headerNoMac} ${b64(mac)}\n`), nonce]);
   };
+  const joined = () => {
+    const buffer = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending = [buffer];
+    return buffer;
+  };
 
   return new Transform({
     transform(data: Buffer, _enc, done: TransformCallback) {
-      pending = pending.length ? Buffer.concat([pending, data]) : data;
-      const out: Buffer[] = headerSent ? [] : [header()];
+      if (!headerSent) this.push(header());
+      pending.push(data);
+      pendingBytes += data.length;
       // A full chunk is sealed only once more data follows it: the last chunk carries the flag.
+      if (pendingBytes <= CHUNK) return done();
+      const buffer = joined();
       let offset = 0;
-      while (pending.length - offset > CHUNK) {
-        out.push(seal(pending.subarray(offset, offset + CHUNK), false));
+      while (buffer.length - offset > CHUNK) {
+        this.push(seal(buffer.subarray(offset, offset + CHUNK), false));
         offset += CHUNK;
       }
-      pending = pending.subarray(offset);
-      done(null, Buffer.concat(out));
+      pending = [buffer.subarray(offset)];
+      pendingBytes = buffer.length - offset;
+      done();
     },
     flush(done: TransformCallback) {
-      const out: Buffer[] = headerSent ? [] : [header()];
-      out.push(seal(pending, true));
-      done(null, Buffer.concat(out));
+      if (!headerSent) this.push(header());
+      done(null, seal(joined(), true));
     },
   });
 }
@@ -113,7 +123,10 @@ export function createAgeEncryptor(recipients: string[]): Transform {
 export function createAgeDecryptor(identities: string[]): Transform {
   const secrets = identities.map(parseIdentity);
   if (secrets.length === 0) throw new AgeError('at least one identity is needed');
-  let buffer: Buffer = Buffer.alloc(0);
+  // Input arrives in pieces (16 KiB from an HTTPS body): they are joined only once a whole sealed
+  // chunk is there, not on every piece, and each plaintext chunk is passed on as it is.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
   let payloadKey: Buffer | undefined;
   let counter = 0n;
   let finished = false;
@@ -126,10 +139,8 @@ export function createAgeDecryptor(identities: string[]): Transform {
     });
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
     try {
-      const plain = Buffer.concat([
-        decipher.update(sealed.subarray(0, sealed.length - TAG)),
-        decipher.final(),
-      ]);
+      const plain = decipher.update(sealed.subarray(0, sealed.length - TAG));
+      decipher.final(); // checks the tag; a stream cipher has nothing left to give
       if (last) finished = true;
       if (last && plain.length === 0 && counter > 1n) throw new AgeError('empty last chunk');
       return plain;
@@ -138,25 +149,35 @@ export function createAgeDecryptor(identities: string[]): Transform {
       throw new AgeError('age payload failed authentication: the object is corrupt or was truncated');
     }
   };
+  const joined = () => {
+    const buffer = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending = [buffer];
+    return buffer;
+  };
 
   return new Transform({
     transform(data: Buffer, _enc, done: TransformCallback) {
       try {
-        buffer = buffer.length ? Buffer.concat([buffer, data]) : data;
+        pending.push(data);
+        pendingBytes += data.length;
         if (!payloadKey) {
-          const parsed = parseHeader(buffer, secrets);
+          const parsed = parseHeader(joined(), secrets);
           if (!parsed) return done();
           payloadKey = parsed.payloadKey;
-          buffer = buffer.subarray(parsed.length);
+          pending = [pending[0]!.subarray(parsed.length)];
+          pendingBytes -= parsed.length;
         }
-        const out: Buffer[] = [];
+        // A chunk is known not to be the last only once a byte after it has arrived.
+        if (pendingBytes <= CHUNK + TAG) return done();
+        const buffer = joined();
         let offset = 0;
         while (buffer.length - offset > CHUNK + TAG) {
-          out.push(open(buffer.subarray(offset, offset + CHUNK + TAG), false));
+          this.push(open(buffer.subarray(offset, offset + CHUNK + TAG), false));
           offset += CHUNK + TAG;
         }
-        buffer = buffer.subarray(offset);
-        done(null, Buffer.concat(out));
+        pending = [buffer.subarray(offset)];
+        pendingBytes = buffer.length - offset;
+        done();
       } catch (err) {
         done(err as Error);
       }
@@ -164,7 +185,7 @@ export function createAgeDecryptor(identities: string[]): Transform {
     flush(done: TransformCallback) {
       try {
         if (!payloadKey) throw new AgeError('truncated age header');
-        done(null, open(buffer, true));
+        done(null, open(joined(), true));
       } catch (err) {
         done(err as Error);
       }
