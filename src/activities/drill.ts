@@ -18,7 +18,7 @@ import type { Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres, type SqlClient } from './ports/postgres.ts';
 import { copyObject } from './replicate.ts';
-import { createRestoreActivities, livePostmaster, restoredConnection } from './restore.ts';
+import { createRestoreActivities, livePostmaster, restoredConnection, stopPostmaster } from './restore.ts';
 import { describeAwsError, type StorageLocationName } from './storage.ts';
 
 /** A checksum reads whole tables: far longer than the port's default 5 s query timeout. */
@@ -222,24 +222,8 @@ export function createDrillActivities(deps: DrillDeps) {
           `${root} is not a drill's scratch folder under ${drillsRoot()}`,
         );
       const did: string[] = [];
-      const pm = livePostmaster(input.dataDir);
-      if (pm) {
-        for (const [signal, waitMs] of [
-          ['SIGINT', 30_000],
-          ['SIGQUIT', 10_000],
-          ['SIGKILL', 5_000],
-        ] as const) {
-          try {
-            process.kill(pm.pid, signal);
-          } catch {
-            break; // already gone
-          }
-          if (await gone(pm.pid, waitMs)) {
-            did.push(`stopped the server on port ${pm.port} (pid ${pm.pid}, ${signal})`);
-            break;
-          }
-        }
-      }
+      const stopped = await stopPostmaster(input.dataDir);
+      if (stopped) did.push(stopped);
       const existed = fs.existsSync(root);
       // A step of the restore still finishing after its cancellation may write for a moment more.
       for (let i = 0; i < 5 && fs.existsSync(root); i++) {
@@ -342,18 +326,6 @@ async function digestTables(c: SqlClient, tables: string[]): Promise<TableDigest
     out.push({ table, rows: Number(r.rows[0]!.n), checksum: r.rows[0]!.sum });
   }
   return out;
-}
-
-async function gone(pid: number, withinMs: number): Promise<boolean> {
-  for (let waited = 0; waited < withinMs; waited += 200) {
-    try {
-      process.kill(pid, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EPERM') return true;
-    }
-    await sleep(200);
-  }
-  return false;
 }
 
 async function freePort(): Promise<number> {

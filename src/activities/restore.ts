@@ -70,6 +70,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
     const debian = `/usr/lib/postgresql/${Math.floor(versionNum / 10000)}/bin/${name}`;
     return fs.existsSync(debian) ? debian : name;
   };
+  const restoreRoot = () => deps.env.LIFEBOAT_RESTORE_ROOT ?? '/var/lib/lifeboat/restores';
   const readMarker = (dataDir: string): Marker | undefined => {
     try {
       return JSON.parse(fs.readFileSync(path.join(dataDir, RESTORE_MARKER), 'utf8')) as Marker;
@@ -152,10 +153,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
       servedBy?: StorageLocationName;
     }> {
       const ctx = Context.current();
-      const dataDir = path.resolve(
-        input.dataDir ??
-          path.join(deps.env.LIFEBOAT_RESTORE_ROOT ?? '/var/lib/lifeboat/restores', input.restoreId, 'data'),
-      );
+      const dataDir = path.resolve(input.dataDir ?? path.join(restoreRoot(), input.restoreId, 'data'));
       // The folders above must be traversable by the PostgreSQL OS user.
       fs.mkdirSync(path.dirname(dataDir), { recursive: true, mode: 0o755 });
       const sources = readingOrder(deps.stores);
@@ -531,6 +529,46 @@ export function createRestoreActivities(deps: RestoreDeps) {
       return results;
     },
 
+    /**
+     * Removes a restored instance when the operator is done with it: stops its server, deletes
+     * its data directory and sidecar (the prefetcher stops with them). Only a directory whose
+     * marker names this restore is touched; one already gone is not an error.
+     */
+    async discardRestoredInstance(input: {
+      restoreId: string;
+      /** Default `<LIFEBOAT_RESTORE_ROOT>/<restore id>/data`, as the restore chose it. */
+      dataDir?: string;
+    }): Promise<{ done: boolean; detail: string }> {
+      // The id names a folder under the restore root: a path in disguise is refused here too.
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(input.restoreId))
+        throw new LifeboatError('InvalidInput', `"${input.restoreId}" is not a restore id`);
+      const defaultDir = path.resolve(restoreRoot(), input.restoreId, 'data');
+      const dataDir = path.resolve(input.dataDir ?? defaultDir);
+      // In the default layout the restore's folder (`<root>/<id>/`) is its own and goes too.
+      const byDefault = dataDir === defaultDir;
+      if (!fs.existsSync(dataDir)) return { done: true, detail: `nothing at ${dataDir}: already discarded` };
+      const marker = readMarker(dataDir);
+      if (marker?.restoreId !== input.restoreId)
+        throw new LifeboatError(
+          'InvalidInput',
+          `${dataDir} is not the data directory of restore ${input.restoreId} (its marker ${marker ? `names ${marker.restoreId}` : 'is missing'}); nothing was touched`,
+        );
+      const did: string[] = [];
+      const stopped = await stopPostmaster(dataDir);
+      if (stopped) did.push(stopped);
+      if (livePostmaster(dataDir))
+        return { done: false, detail: `the server on ${dataDir} did not stop; nothing was deleted` };
+      // The marker goes last: a discard interrupted half-way is recognised as ours next time.
+      for (const entry of fs.readdirSync(dataDir))
+        if (entry !== RESTORE_MARKER) fs.rmSync(path.join(dataDir, entry), { recursive: true, force: true });
+      fs.rmSync(sidecarOf(dataDir), { recursive: true, force: true });
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      // The restore's own folder under the restore root: it held only these two.
+      if (byDefault) fs.rmSync(path.dirname(dataDir), { recursive: true, force: true });
+      did.push(`deleted ${byDefault ? path.dirname(dataDir) : `${dataDir} and ${sidecarOf(dataDir)}`}`);
+      return { done: true, detail: did.join('; ') };
+    },
+
     /** Stops the restored server (fast) if it runs; used when a restore fails or is cancelled. */
     async stopRestoredServer(input: { dataDir: string; versionNum: number }): Promise<{ stopped: boolean }> {
       if (!livePostmaster(input.dataDir)) return { stopped: false };
@@ -593,6 +631,40 @@ export function livePostmaster(dataDir: string): { pid: number; port: number } |
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
   }
   return { pid, port };
+}
+
+/**
+ * Stops the server running on a data directory, if any: fast shutdown, then immediate, then
+ * kill. Says what it did, or undefined when no server ran.
+ */
+export async function stopPostmaster(dataDir: string): Promise<string | undefined> {
+  const pm = livePostmaster(dataDir);
+  if (!pm) return undefined;
+  for (const [signal, waitMs] of [
+    ['SIGINT', 30_000],
+    ['SIGQUIT', 10_000],
+    ['SIGKILL', 5_000],
+  ] as const) {
+    try {
+      process.kill(pm.pid, signal);
+    } catch {
+      break; // already gone
+    }
+    if (await gone(pm.pid, waitMs)) return `stopped the server on port ${pm.port} (pid ${pm.pid}, ${signal})`;
+  }
+  return livePostmaster(dataDir) ? undefined : `stopped the server on port ${pm.port} (pid ${pm.pid})`;
+}
+
+async function gone(pid: number, withinMs: number): Promise<boolean> {
+  for (let waited = 0; waited < withinMs; waited += 200) {
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') return true;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
 }
 
 function writeRecoveryConfig(dataDir: string, settings: Record<string, string>): void {

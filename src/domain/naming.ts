@@ -19,6 +19,8 @@ export const workflowIds = {
       .toISOString()
       .replace(/[-:]/g, '')
       .replace(/\.\d{3}Z$/, 'Z')}`,
+  /** One discard per restore: a second start while one runs is refused, a later one may run again. */
+  discardRestore: (restoreId: string) => `discard-${restoreId}`,
   /** Drills are independent runs; the time keeps them apart and sortable (and names the report's folder). */
   drill: (database: string, at: Date) =>
     `drill-${database}-${at

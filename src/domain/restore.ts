@@ -92,6 +92,29 @@ export const restoreInputSchema = z.strictObject({
     .optional(),
 });
 export type RestoreInput = z.input<typeof restoreInputSchema>;
+
+/** `discardRestoreWorkflow`: remove a restored instance (its server, data directory and sidecar). */
+export const discardRestoreInputSchema = z.strictObject({
+  /** The restore's id (its workflow id), which names its folder and its directory's marker. */
+  restoreId: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/,
+      'expected a restore id such as restore-orders-20261122T172300Z',
+    ),
+  /** The region whose worker holds the instance. */
+  region: z.string().min(1),
+  /** The restore's data directory when it was not the default one. */
+  dataDir: z.string().min(1).optional(),
+  requestedBy: z.string().min(1).max(200).optional(),
+});
+export type DiscardRestoreInput = z.input<typeof discardRestoreInputSchema>;
+export interface DiscardRestoreResult {
+  restoreId: string;
+  region: string;
+  done: boolean;
+  detail: string;
+}
 export type RestoreOptions = z.output<typeof restoreInputSchema>;
 
 /** What the archive holds for a database: WAL file names as stored (no keys). */

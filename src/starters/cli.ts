@@ -36,6 +36,9 @@ async function main(argv: string[]): Promise<number> {
   }
   // `drill report` reads the repository, not Temporal: its own module beside `drill`'s.
   if (name === 'drill' && rest[0] === 'report') return (await import('./drill-report.ts')).run(rest.slice(1));
+  // `restore discard` removes what a restore left running: its own module beside `restore`'s.
+  if (name === 'restore' && rest[0] === 'discard')
+    return (await import('./restore-discard.ts')).run(rest.slice(1));
   const load = commands[name];
   if (!load) {
     printError(`unknown command "${name}"; run lifeboat --help`);

@@ -21,7 +21,7 @@ import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
 export const summary =
-  'point-in-time restore: --database <db> --to <ISO time | lsn:<LSN> | name:<point> | latest> --region <r> [--port N] [--pause] [--cutover [--approval-timeout D]] [--detach]';
+  'point-in-time restore: --database <db> --to <ISO time | lsn:<LSN> | name:<point> | latest> --region <r> [--port N] [--pause] [--cutover [--approval-timeout D]] [--detach]; `restore discard <id>` removes a restored instance';
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs('restore', argv, {

@@ -37,8 +37,8 @@ import { parseWorkflowInput } from './input.ts';
 import { cutOverRestore, cutoverGate } from './restore-cutover.ts';
 import type { Activities } from '../activities/index.ts';
 
-/** Storage listings and short server calls. */
-const apiCall = {
+/** Storage listings and short server calls (also the options of discarding a restore). */
+export const apiCall = {
   startToCloseTimeout: '2m',
   retry: {
     initialInterval: '1s',

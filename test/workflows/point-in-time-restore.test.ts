@@ -371,6 +371,55 @@ describe('point-in-time restore on the local stack', () => {
     assert.deepEqual(await rowsIn(byName), upTo(20));
   });
 
+  it(
+    'restore discard stops a restored instance and deletes its files; a directory not of that restore is refused untouched',
+    { timeout: 120_000 },
+    async () => {
+      const victim = restored.find((r) => r.restoreId.endsWith('-lsn'))!;
+      const other = restored.find((r) => r.restoreId.endsWith('-name'))!;
+      const discard = (...extra: string[]) =>
+        runCli(['restore', 'discard', victim.restoreId, '-f', planFile, ...extra], stack.env);
+
+      // Another restore's directory given for this id: refused, and that instance keeps serving.
+      const wrong = await discard('--data-dir', other.instance.dataDir);
+      assert.equal(wrong.code, 1, wrong.stderr);
+      assert.match(
+        wrong.stderr,
+        new RegExp(
+          `is not the data directory of restore ${victim.restoreId} \\(its marker names ${other.restoreId}\\); nothing was touched`,
+        ),
+      );
+      assert.deepEqual(await rowsIn(other), upTo(20));
+
+      // The region and the directory come from the restore's own run.
+      const done = await discard();
+      assert.equal(done.code, 0, done.stderr);
+      assert.match(
+        done.stdout,
+        new RegExp(
+          `^discarded ${victim.restoreId}: stopped the server on port ${victim.instance.port} \\(pid \\d+, SIGINT\\); deleted ${path.dirname(victim.instance.dataDir)}\n$`,
+        ),
+      );
+      assert.equal(livePostmaster(victim.instance.dataDir), undefined);
+      assert.equal(fs.existsSync(path.dirname(victim.instance.dataDir)), false, 'its folder is gone');
+      await assert.rejects(rowsIn(victim), /ECONNREFUSED/);
+      assert.deepEqual(await rowsIn(other), upTo(20), 'the other restore is untouched');
+
+      // Again: nothing left, not an error.
+      const again = await discard();
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stdout, /already discarded/);
+
+      // A path in disguise is bad input at the CLI, before any workflow starts.
+      const sneaky = await runCli(
+        ['restore', 'discard', '../../etc', '--region', 'us-west-2', '-f', planFile],
+        stack.env,
+      );
+      assert.equal(sneaky.code, 2, sneaky.stderr);
+      assert.match(sneaky.stderr, /restoreId: expected a restore id/);
+    },
+  );
+
   it('refuses a target outside the window at once, saying what the window is, writing nothing', async () => {
     const before = new Date(Date.parse(backupStartedAt) - 3600_000).toISOString();
     const future = new Date(Date.now() + 3600_000).toISOString();
