@@ -258,6 +258,13 @@ describe('point-in-time restore on the local stack', () => {
       );
       console.log(`cutover run: ${handle.workflowId}`);
       const waiting = await awaitingApproval(handle);
+      // Its instance is in use while the run waits: discarding it now is refused, nothing touched.
+      const early = await runCli(['restore', 'discard', handle.workflowId, '-f', planFile], stack.env);
+      assert.equal(early.code, 1, early.stderr);
+      assert.match(
+        early.stderr,
+        new RegExp(`restore ${handle.workflowId} is still running; cancel it first`),
+      );
       assert.equal(waiting.approval?.waiting, true);
       assert.deepEqual(waiting.approval?.policy, { approvers: ['alice', 'bob', 'carol'], minApprovals: 2 });
       const own = await runCli(['approve', handle.workflowId, '--as', 'alice'], stack.env);
