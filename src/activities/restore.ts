@@ -20,6 +20,7 @@ import { dbnameOf, type Plan, type PostgresConnection } from '../domain/plan.ts'
 import {
   quoteSetting,
   recoverySettings,
+  RESTORE_ID,
   type AchievedPoint,
   type DownloadProgress,
   type RestoreTarget,
@@ -540,7 +541,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
       dataDir?: string;
     }): Promise<{ done: boolean; detail: string }> {
       // The id names a folder under the restore root: a path in disguise is refused here too.
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(input.restoreId))
+      if (!RESTORE_ID.test(input.restoreId))
         throw new LifeboatError('InvalidInput', `"${input.restoreId}" is not a restore id`);
       const defaultDir = path.resolve(restoreRoot(), input.restoreId, 'data');
       const dataDir = path.resolve(input.dataDir ?? defaultDir);
@@ -569,19 +570,9 @@ export function createRestoreActivities(deps: RestoreDeps) {
       return { done: true, detail: did.join('; ') };
     },
 
-    /** Stops the restored server (fast) if it runs; used when a restore fails or is cancelled. */
-    async stopRestoredServer(input: { dataDir: string; versionNum: number }): Promise<{ stopped: boolean }> {
-      if (!livePostmaster(input.dataDir)) return { stopped: false };
-      const [cmd, args] = asUser(pgBin(input.versionNum, 'pg_ctl'), [
-        'stop',
-        '-m',
-        'fast',
-        '-w',
-        '-D',
-        input.dataDir,
-      ]);
-      await run(cmd, args).catch(() => undefined);
-      return { stopped: true };
+    /** Stops the restored server if it runs (as `stopPostmaster`); used when a restore fails or is cancelled. */
+    async stopRestoredServer(input: { dataDir: string }): Promise<{ stopped: boolean }> {
+      return { stopped: (await stopPostmaster(input.dataDir)) !== undefined };
     },
   };
 

@@ -93,15 +93,16 @@ export const restoreInputSchema = z.strictObject({
 });
 export type RestoreInput = z.input<typeof restoreInputSchema>;
 
+/** A restore's id (its workflow id): it names a folder, so never a path. */
+export const RESTORE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
 /** `discardRestoreWorkflow`: remove a restored instance (its server, data directory and sidecar). */
 export const discardRestoreInputSchema = z.strictObject({
   /** The restore's id (its workflow id), which names its folder and its directory's marker. */
   restoreId: z
     .string()
-    .regex(
-      /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/,
-      'expected a restore id such as restore-orders-20261122T172300Z',
-    ),
+    .max(200)
+    .regex(RESTORE_ID, 'expected a restore id such as restore-orders-20261122T172300Z'),
   /** The region whose worker holds the instance. */
   region: z.string().min(1),
   /** The restore's data directory when it was not the default one. */

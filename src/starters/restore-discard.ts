@@ -40,6 +40,9 @@ export async function run(argv: string[]): Promise<number> {
   const plan = loadPlanInto(problems, args.file as string | undefined);
   const [restoreId, ...extra] = args._;
   if (!restoreId) problems.push('<restore id>: required (the id `lifeboat restore` printed)');
+  else
+    for (const issue of discardRestoreInputSchema.shape.restoreId.safeParse(restoreId).error?.issues ?? [])
+      problems.push(`restoreId: ${issue.message}`);
   if (extra.length) problems.push(`unexpected arguments: ${extra.join(' ')}`);
   const region = args.region as string | undefined;
   if (region && plan && !plan.regions[region])
@@ -71,22 +74,18 @@ export async function run(argv: string[]): Promise<number> {
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
-    const input: DiscardRestoreInput = {
-      restoreId,
-      region: region ?? known.region ?? '',
-      ...(((args['data-dir'] as string | undefined) ?? known.dataDir)
-        ? { dataDir: (args['data-dir'] as string | undefined) ?? known.dataDir }
-        : {}),
-      requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username,
-    };
-    const parsed = discardRestoreInputSchema.safeParse(input);
-    if (!parsed.success || !input.region) {
-      if (!input.region)
-        printError(`--region: Temporal has no run ${restoreId}; say which region's worker holds it`);
-      for (const issue of parsed.error?.issues ?? [])
-        printError(`${issue.path.join('.') || 'input'}: ${issue.message}`);
+    const where = region ?? known.region;
+    if (!where) {
+      printError(`--region: Temporal has no run ${restoreId}; say which region's worker holds it`);
       return EXIT.badInput;
     }
+    const dataDir = (args['data-dir'] as string | undefined) ?? known.dataDir;
+    const input: DiscardRestoreInput = {
+      restoreId,
+      region: where,
+      ...(dataDir ? { dataDir } : {}),
+      requestedBy: process.env.LIFEBOAT_USER ?? os.userInfo().username,
+    };
     let result: DiscardRestoreResult;
     try {
       result = await client.workflow.execute<typeof discardRestoreWorkflow>('discardRestoreWorkflow', {

@@ -10,6 +10,7 @@ import { policyStorageClass } from '../domain/repository.ts';
 
 export function buildActivityDeps(plan: Plan, env: Environment): ActivityDeps {
   const clusters: Record<string, KubernetesCluster> = {};
+  const storageClassOf = policyStorageClass(plan);
   for (const [region, r] of Object.entries(plan.regions))
     if (r.kubernetes)
       clusters[region] = createKubernetesCluster(r.kubernetes.kubeconfig, r.kubernetes.context);
@@ -17,13 +18,9 @@ export function buildActivityDeps(plan: Plan, env: Environment): ActivityDeps {
     plan,
     env,
     stores: {
-      primary: createObjectStore(plan.storage.primary, env, { storageClassOf: policyStorageClass(plan) }),
+      primary: createObjectStore(plan.storage.primary, env, { storageClassOf }),
       ...(plan.storage.secondary
-        ? {
-            secondary: createObjectStore(plan.storage.secondary, env, {
-              storageClassOf: policyStorageClass(plan),
-            }),
-          }
+        ? { secondary: createObjectStore(plan.storage.secondary, env, { storageClassOf }) }
         : {}),
     },
     zone: plan.dns ? createDnsZone(plan.dns, env) : undefined,

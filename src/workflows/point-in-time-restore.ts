@@ -284,9 +284,9 @@ export async function pointInTimeRestoreWorkflow(rawInput: RestoreInput): Promis
     // Never leave a half-restored server running as if it were done.
     if (dataDir && state.phase !== 'completed' && !validated) {
       const dir = dataDir;
-      await CancellationScope.nonCancellable(() =>
-        call.stopRestoredServer({ dataDir: dir, versionNum }),
-      ).catch(() => undefined);
+      await CancellationScope.nonCancellable(() => call.stopRestoredServer({ dataDir: dir })).catch(
+        () => undefined,
+      );
     }
     if (state.phase !== 'failed') {
       state.phase = 'failed';

@@ -74,9 +74,7 @@ export function createAgeEncryptor(recipients: string[]): Transform {
   const nonce = randomBytes(16);
   const payloadKey = hkdf(fileKey, nonce, 'payload');
   let counter = 0n;
-  // As in the decryptor: pieces are joined once a whole chunk is there, sealed chunks passed on.
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
+  const pending = new Pending();
   let headerSent = false;
 
   const seal = (chunk: Buffer, last: boolean) => {
@@ -89,32 +87,18 @@ export function createAgeEncryptor(recipients: string[]): Transform {
     headerSent = true;
     return Buffer.concat([Buffer.from(`${headerNoMac} ${b64(mac)}\n`), nonce]);
   };
-  const joined = () => {
-    const buffer = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-    pending = [buffer];
-    return buffer;
-  };
 
   return new Transform({
     transform(data: Buffer, _enc, done: TransformCallback) {
       if (!headerSent) this.push(header());
-      pending.push(data);
-      pendingBytes += data.length;
+      pending.add(data);
       // A full chunk is sealed only once more data follows it: the last chunk carries the flag.
-      if (pendingBytes <= CHUNK) return done();
-      const buffer = joined();
-      let offset = 0;
-      while (buffer.length - offset > CHUNK) {
-        this.push(seal(buffer.subarray(offset, offset + CHUNK), false));
-        offset += CHUNK;
-      }
-      pending = [buffer.subarray(offset)];
-      pendingBytes = buffer.length - offset;
+      for (const chunk of pending.takeChunks(CHUNK)) this.push(seal(chunk, false));
       done();
     },
     flush(done: TransformCallback) {
       if (!headerSent) this.push(header());
-      done(null, seal(joined(), true));
+      done(null, seal(pending.all(), true));
     },
   });
 }
@@ -123,10 +107,7 @@ export function createAgeEncryptor(recipients: string[]): Transform {
 export function createAgeDecryptor(identities: string[]): Transform {
   const secrets = identities.map(parseIdentity);
   if (secrets.length === 0) throw new AgeError('at least one identity is needed');
-  // Input arrives in pieces (16 KiB from an HTTPS body): they are joined only once a whole sealed
-  // chunk is there, not on every piece, and each plaintext chunk is passed on as it is.
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
+  const pending = new Pending();
   let payloadKey: Buffer | undefined;
   let counter = 0n;
   let finished = false;
@@ -149,34 +130,19 @@ export function createAgeDecryptor(identities: string[]): Transform {
       throw new AgeError('age payload failed authentication: the object is corrupt or was truncated');
     }
   };
-  const joined = () => {
-    const buffer = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-    pending = [buffer];
-    return buffer;
-  };
 
   return new Transform({
     transform(data: Buffer, _enc, done: TransformCallback) {
       try {
-        pending.push(data);
-        pendingBytes += data.length;
+        pending.add(data);
         if (!payloadKey) {
-          const parsed = parseHeader(joined(), secrets);
+          const parsed = parseHeader(pending.all(), secrets);
           if (!parsed) return done();
           payloadKey = parsed.payloadKey;
-          pending = [pending[0]!.subarray(parsed.length)];
-          pendingBytes -= parsed.length;
+          pending.skip(parsed.length);
         }
         // A chunk is known not to be the last only once a byte after it has arrived.
-        if (pendingBytes <= CHUNK + TAG) return done();
-        const buffer = joined();
-        let offset = 0;
-        while (buffer.length - offset > CHUNK + TAG) {
-          this.push(open(buffer.subarray(offset, offset + CHUNK + TAG), false));
-          offset += CHUNK + TAG;
-        }
-        pending = [buffer.subarray(offset)];
-        pendingBytes = buffer.length - offset;
+        for (const sealed of pending.takeChunks(CHUNK + TAG)) this.push(open(sealed, false));
         done();
       } catch (err) {
         done(err as Error);
@@ -185,12 +151,55 @@ export function createAgeDecryptor(identities: string[]): Transform {
     flush(done: TransformCallback) {
       try {
         if (!payloadKey) throw new AgeError('truncated age header');
-        done(null, open(joined(), true));
+        done(null, open(pending.all(), true));
       } catch (err) {
         done(err as Error);
       }
     },
   });
+}
+
+/**
+ * The input both streams hold between pieces: arriving in pieces (16 KiB from an HTTPS body), it
+ * is joined only once a whole chunk is there, not on every piece, and cut into whole chunks that
+ * are passed on as they are.
+ */
+class Pending {
+  bytes = 0;
+  private pieces: Buffer[] = [];
+
+  add(data: Buffer): void {
+    this.pieces.push(data);
+    this.bytes += data.length;
+  }
+
+  /** Everything held, as one buffer (still held). */
+  all(): Buffer {
+    const joined = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.bytes);
+    this.pieces = [joined];
+    return joined;
+  }
+
+  /** Drops the first `n` bytes held (the decryptor's header, once parsed). */
+  skip(n: number): void {
+    this.keep(this.all().subarray(n));
+  }
+
+  /** Whole chunks of `size` bytes, taken while more than `size` bytes would remain after them. */
+  takeChunks(size: number): Buffer[] {
+    if (this.bytes <= size) return [];
+    const all = this.all();
+    const chunks: Buffer[] = [];
+    let offset = 0;
+    for (; all.length - offset > size; offset += size) chunks.push(all.subarray(offset, offset + size));
+    this.keep(all.subarray(offset));
+    return chunks;
+  }
+
+  private keep(rest: Buffer): void {
+    this.pieces = [rest];
+    this.bytes = rest.length;
+  }
 }
 
 /** Parses the header once it is complete in `buf` (undefined until then) and unwraps the file key. */
