@@ -162,6 +162,7 @@ export function readEitherStore(
       await Promise.any([primary.headBucket(), secondary.headBucket()]);
     },
     head: (key) => either(key, (s) => s.head(key)),
+    getIfPresent: (key) => either(key, (s) => s.getIfPresent(key)),
     get: async (key) =>
       required(
         key,

@@ -74,6 +74,9 @@ export function startWalPrefetcher(
   firstSegment: string,
   asUser: (command: string, args: string[]) => [string, string[]],
 ): void {
+  // The server's start asks again after the download did: a second Node, started only to find
+  // the lock taken, cost half a second of CPU just as PostgreSQL started.
+  if (prefetcherRunning(path.join(sidecar, 'prefetch'))) return;
   fs.rmSync(path.join(sidecar, 'prefetch', PREFETCH.stopped), { force: true });
   const [cmd, args] = asUser(LIFEBOAT, [
     'wal-fetch',
@@ -86,6 +89,26 @@ export function startWalPrefetcher(
     path.join(sidecar, 'prefetch'),
   ]);
   spawn(cmd, args, { detached: true, stdio: 'ignore' }).unref();
+}
+
+/** Whether a live prefetcher holds the prefetch folder's lock (its pid). */
+export function prefetcherRunning(prefetchDir: string): boolean {
+  try {
+    return alive(Number(fs.readFileSync(path.join(prefetchDir, PREFETCH.lock), 'utf8')));
+  } catch {
+    return false;
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // Another user's process (the prefetcher runs as the PostgreSQL OS user) is alive too.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**

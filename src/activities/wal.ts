@@ -17,8 +17,6 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { promisify } from 'node:util';
-import zlib from 'node:zlib';
 import {
   activityInfo,
   ApplicationFailure,
@@ -51,6 +49,7 @@ import {
 } from '../domain/wal.ts';
 import { loadRecipients } from './backup.ts';
 import { createAgeDecryptor, createAgeEncryptor, identitiesFromText } from './pipeline/age.ts';
+import { zstdCompressBuffer, zstdDecompressBuffer } from './pipeline/zstd-buffer.ts';
 import { conninfoValue, startWalReceiver, type WalReceiver } from './pipeline/wal-receiver.ts';
 import { scanSpool, seedPartial, spoolHasWal, validExtent } from './pipeline/wal-spool.ts';
 import { copyObject } from './replicate.ts';
@@ -73,8 +72,6 @@ export interface WalActivityDeps {
   shutdown?: AbortSignal;
 }
 
-const zstdCompress = promisify(zlib.zstdCompress);
-const zstdDecompress = promisify(zlib.zstdDecompress);
 export const WAL_ZSTD_LEVEL = 3;
 const TICK_MS = 500;
 const HEARTBEAT_MS = 2000;
@@ -257,9 +254,7 @@ function primaryStore(deps: WalActivityDeps): ObjectStore {
 
 /** zstd then age: what `age -d -i key | zstd -d` turns back into the segment. */
 export async function sealWal(data: Uint8Array, recipients: string[], compress = true): Promise<Buffer> {
-  const plain = compress
-    ? await zstdCompress(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: WAL_ZSTD_LEVEL } })
-    : Buffer.from(data);
+  const plain = compress ? await zstdCompressBuffer(data, WAL_ZSTD_LEVEL) : Buffer.from(data);
   const chunks: Buffer[] = [];
   for await (const chunk of Readable.from([plain]).pipe(createAgeEncryptor(recipients)))
     chunks.push(chunk as Buffer);
@@ -274,7 +269,7 @@ async function openWal(sealed: Buffer, identity: string): Promise<Buffer> {
     createAgeDecryptor(identities.length ? identities : [identity]),
   ))
     chunks.push(chunk as Buffer);
-  return zstdDecompress(Buffer.concat(chunks));
+  return zstdDecompressBuffer(Buffer.concat(chunks));
 }
 
 /**

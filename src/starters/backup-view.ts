@@ -10,12 +10,15 @@ import type {
   VerifyProgress,
 } from '../domain/backup.ts';
 import { formatDuration } from '../domain/duration.ts';
+import { answered, queryWithin } from './temporal-client.ts';
 
 /** temporal.api.enums.v1.PendingActivityState.SCHEDULED (the proto package is a dev dependency). */
 const PENDING_ACTIVITY_STATE_SCHEDULED = 1;
 
 export interface BackupStatus {
   progress?: FullBackupProgress;
+  /** No worker answered the progress query in time. */
+  noWorker: boolean;
   /** The streaming or verifying activity now running, with its latest heartbeat. */
   activity?: {
     type: string;
@@ -35,7 +38,9 @@ export async function readBackupStatus(
   described?: WorkflowExecutionDescription,
 ): Promise<BackupStatus> {
   const d = described ?? (await handle.describe());
-  const progress = await handle.query<FullBackupProgress>('progress').catch(() => undefined);
+  const answer = await queryWithin<FullBackupProgress>(client, handle, 'progress');
+  const progress = answered(answer);
+  const noWorker = !answer.ok && answer.noWorker;
   const converter = (client.options as unknown as { loadedDataConverter: LoadedDataConverter })
     .loadedDataConverter;
   for (const a of d.raw.pendingActivities ?? []) {
@@ -50,6 +55,7 @@ export async function readBackupStatus(
       : undefined;
     return {
       progress,
+      noWorker,
       activity: {
         type,
         waiting: Number(a.state) === PENDING_ACTIVITY_STATE_SCHEDULED,
@@ -61,7 +67,7 @@ export async function readBackupStatus(
       },
     };
   }
-  return { progress };
+  return { progress, noWorker };
 }
 
 export function renderBackupStatus(s: BackupStatus, now = new Date()): string {

@@ -11,7 +11,7 @@ import type { DrillProgress } from '../domain/drill.ts';
 import { renderDrillProgress } from './drill.ts';
 import { readBackupStatus, renderBackupStatus } from './backup-view.ts';
 import { EXIT, printError, printJson } from './output.ts';
-import { connectClient } from './temporal-client.ts';
+import { answered, connectClient, QUERY_WAIT_MS, queryWithin } from './temporal-client.ts';
 
 export const summary = 'progress of any Lifeboat workflow [--watch]';
 
@@ -33,21 +33,18 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const handle = client.workflow.getHandle(workflowId);
     let last = '';
+    let warned = false;
     for (;;) {
       const d = await handle.describe();
       const backup = d.type === 'fullBackupWorkflow' ? await readBackupStatus(client, handle, d) : undefined;
+      // Progress is a query, which only a running worker answers.
+      const answer = backup ? undefined : await queryWithin<unknown>(client, handle, 'progress');
+      const noWorker = backup ? backup.noWorker : answer?.ok === false && answer.noWorker;
+      const value = answer && answered(answer);
       const restore =
-        d.type === 'pointInTimeRestoreWorkflow'
-          ? await handle.query<RestoreProgress>('progress').catch(() => undefined)
-          : undefined;
-      const drill =
-        d.type === 'drDrillWorkflow'
-          ? await handle.query<DrillProgress>('progress').catch(() => undefined)
-          : undefined;
-      const progress =
-        backup || restore || drill
-          ? undefined
-          : await handle.query<FailoverProgress>('progress').catch(() => undefined);
+        d.type === 'pointInTimeRestoreWorkflow' ? (value as RestoreProgress | undefined) : undefined;
+      const drill = d.type === 'drDrillWorkflow' ? (value as DrillProgress | undefined) : undefined;
+      const progress = backup || restore || drill ? undefined : (value as FailoverProgress | undefined);
       const view = args.json
         ? JSON.stringify({
             workflowId,
@@ -64,6 +61,13 @@ export async function run(argv: string[]): Promise<number> {
               : progress
                 ? `${d.type} ${workflowId}: ${d.status.name}\n${renderFailoverProgress(progress)}`
                 : `${d.type} ${workflowId}: ${d.status.name} (started ${d.startTime.toISOString()})\n`;
+      // Said on stderr, so that --json stays one document.
+      if (noWorker && !warned) {
+        printError(
+          `no worker answered the progress query within ${QUERY_WAIT_MS / 1000} s (is \`lifeboat worker\` running?): progress not shown`,
+        );
+        warned = true;
+      }
       if (view !== last) {
         if (args.json) printJson(JSON.parse(view));
         else process.stdout.write(view);

@@ -1,5 +1,5 @@
 // The CLI's Temporal client, connected the same way as the workers.
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { dataConverterFromEnv } from '../codec/aes-gcm-codec.ts';
 import { temporalTarget, type TemporalTarget } from '../workers/temporal-connection.ts';
 
@@ -22,3 +22,35 @@ export async function connectClient(
     close: () => connection.close(),
   };
 }
+
+/**
+ * How long a query may wait for a worker. A query is answered by a worker (it replays the
+ * workflow, even a closed one): with none running the server holds it about a minute, and
+ * `lifeboat status` would hang that long in the middle of an incident.
+ */
+export const QUERY_WAIT_MS = 5_000;
+
+/** A query's answer, or why there is none: no worker answered in time, or the query failed. */
+export type QueryAnswer<T> = { ok: true; value: T } | { ok: false; noWorker: boolean };
+
+export async function queryWithin<T>(
+  client: Client,
+  handle: WorkflowHandle,
+  name: string,
+  ms = QUERY_WAIT_MS,
+): Promise<QueryAnswer<T>> {
+  try {
+    return {
+      ok: true,
+      value: await client.connection.withDeadline(Date.now() + ms, () => handle.query<T>(name)),
+    };
+  } catch (err) {
+    // No worker: the deadline passed (gRPC DEADLINE_EXCEEDED), or the server said so first
+    // (FAILED_PRECONDITION "no poller seen for task queue recently").
+    const cause = (err as { cause?: { code?: number; details?: string } }).cause;
+    return { ok: false, noWorker: cause?.code === 4 || /no poller seen/.test(cause?.details ?? '') };
+  }
+}
+
+/** The answer's value, or undefined. */
+export const answered = <T>(a: QueryAnswer<T>): T | undefined => (a.ok ? a.value : undefined);

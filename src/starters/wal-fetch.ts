@@ -9,11 +9,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { promisify } from 'node:util';
-import zlib from 'node:zlib';
 import { createAgeDecryptor, identitiesFromText } from '../activities/pipeline/age.ts';
+import { zstdDecompressBufferSync } from '../activities/pipeline/zstd-buffer.ts';
 import { createObjectStore, type ObjectStore } from '../activities/ports/object-store.ts';
 import { readEitherStore } from '../activities/read-either.ts';
+import { prefetcherRunning } from '../activities/restore-wal-fetch.ts';
 import { parseLsn } from '../domain/lsn.ts';
 import type { StorageLocation } from '../domain/plan.ts';
 import { repository } from '../domain/repository.ts';
@@ -24,11 +24,15 @@ import { PREFETCH } from '../domain/wal-prefetch.ts';
 
 export const summary = 'restore_command of a restored server: wal-fetch --config <f> --env-file <f> %f %p';
 
-const zstdDecompress = promisify(zlib.zstdDecompress);
 const ABSENT = 1;
 const FATAL = 200;
-/** Completed segments the background prefetcher keeps ready ahead of replay (16 MiB each). */
+/** Completed segments the background prefetcher has ready before the server starts (16 MiB each). */
 const PREFETCH_AHEAD = 16;
+/**
+ * … and keeps ready ahead of replay once it runs. Fewer: replay takes the first ones in tens of
+ * milliseconds each, and every segment fetched past the target is CPU taken from replay itself.
+ */
+const PREFETCH_AHEAD_REPLAYING = 6;
 /** Segments it downloads at once. */
 const PREFETCH_PARALLEL = 3;
 /** A prefetcher whose segments nobody takes for this long has outlived its server: it exits. */
@@ -163,24 +167,6 @@ function startPrefetcher(name: string, argv: string[], prefetchDir: string): voi
   ).unref();
 }
 
-function prefetcherRunning(dir: string): boolean {
-  try {
-    return alive(Number(fs.readFileSync(path.join(dir, PREFETCH.lock), 'utf8')));
-  } catch {
-    return false;
-  }
-}
-
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The prefetcher: keeps up to PREFETCH_AHEAD completed segments after the one replay wants in
  * the prefetch folder, PREFETCH_PARALLEL downloads at a time, each written under a temporary
@@ -273,7 +259,7 @@ async function prefetchAfter(
       fs.rmSync(path.join(dir, PREFETCH.end), { force: true });
     }
     if (await serveRequests(dir, store, config, identity)) idleSince = Date.now();
-    const room = endAt ? 0 : PREFETCH_AHEAD - ready().length;
+    const room = endAt ? 0 : (serverSeen ? PREFETCH_AHEAD_REPLAYING : PREFETCH_AHEAD) - ready().length;
     if (room <= 0) {
       if (Date.now() - idleSince > (serverSeen ? PREFETCH_IDLE_MS : PREFETCH_IDLE_BEFORE_SERVER_MS)) {
         for (const f of ready()) fs.rmSync(path.join(dir, f), { force: true });
@@ -379,13 +365,13 @@ async function fetchWal(
   const history = /^([0-9A-F]{8})\.history$/.exec(name);
   if (history) {
     const key = repository.timelineHistory('', config.database, parseInt(history[1]!, 16));
-    if (!(await store.head(key))) return undefined;
-    return { data: await decrypt(await store.get(key), identity), partial: false };
+    const sealed = await store.getIfPresent(key);
+    return sealed && { data: await decrypt(sealed, identity), partial: false };
   }
   if (!/^[0-9A-F]{24}$/.test(name)) return undefined; // .partial, .backup: not served
   const key = repository.walSegment('', config.database, name);
-  if (await store.head(key))
-    return { data: await zstd(await decrypt(await store.get(key), identity)), partial: false };
+  const sealed = await store.getIfPresent(key);
+  if (sealed) return { data: zstdDecompressBufferSync(await decrypt(sealed, identity)), partial: false };
   if (!withPartials) return undefined;
   // The newest partial upload of this segment: the archive's very end.
   const folder = path.posix.dirname(key) + '/';
@@ -398,7 +384,7 @@ async function fetchWal(
     .sort((a, b) => (parseLsn(`${a.m![2]}/${a.m![3]}`) < parseLsn(`${b.m![2]}/${b.m![3]}`) ? 1 : -1));
   const newest = partials[0];
   if (!newest) return undefined;
-  const data = await zstd(await decrypt(await store.get(newest.key), identity));
+  const data = zstdDecompressBufferSync(await decrypt(await store.get(newest.key), identity));
   // PostgreSQL wants a whole segment; past the partial's end it finds no valid record and stops.
   if (data.length >= config.walSegmentSize) return { data, partial: true };
   return { data: Buffer.concat([data, Buffer.alloc(config.walSegmentSize - data.length)]), partial: true };
@@ -411,8 +397,4 @@ async function decrypt(sealed: Uint8Array, identity: string): Promise<Buffer> {
   ))
     chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
-}
-
-async function zstd(data: Buffer): Promise<Buffer> {
-  return Buffer.from(await zstdDecompress(data));
 }

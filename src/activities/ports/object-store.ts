@@ -38,6 +38,11 @@ export interface ObjectStore {
   put(key: string, body: Uint8Array | string): Promise<void>;
   /** Reads a whole object under the store's prefix. */
   get(key: string): Promise<Uint8Array>;
+  /**
+   * Reads a whole object, or undefined when there is none: one request where `head` then `get`
+   * makes two (restore's WAL fetches ask for every segment, most of them present).
+   */
+  getIfPresent(key: string): Promise<Uint8Array | undefined>;
   /** Deletes an object under the store's prefix. */
   delete(key: string): Promise<void>;
   /** Size, ETag and S3 Object Lock state of an object, or undefined when there is none. */
@@ -128,6 +133,10 @@ export function createObjectStore(
   // Listing prefixes keep a trailing slash: "backups/x/" must not match "backups/x-2/".
   const fullPrefix = (keyPrefix: string) =>
     joinKey(prefix, keyPrefix) + (keyPrefix.endsWith('/') && joinKey(prefix, keyPrefix) ? '/' : '');
+  const get = async (key: string): Promise<Uint8Array> => {
+    const out = await s3().send(new GetObjectCommand({ Bucket: bucket, Key: full(key) }));
+    return out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
+  };
   const relative = (key: string) =>
     prefix && key.startsWith(`${prefix}/`) ? key.slice(prefix.length + 1) : key;
   // What every write carries: the storage class, and Object Lock retention counted from the write.
@@ -171,9 +180,14 @@ export function createObjectStore(
         }),
       );
     },
-    async get(key) {
-      const out = await s3().send(new GetObjectCommand({ Bucket: bucket, Key: full(key) }));
-      return out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
+    get,
+    async getIfPresent(key) {
+      try {
+        return await get(key);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
     },
     async delete(key) {
       await s3().send(new DeleteObjectCommand({ Bucket: bucket, Key: full(key) }));
