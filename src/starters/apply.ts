@@ -27,8 +27,6 @@ import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary = 'make Temporal Schedules match the plan; start archivers and monitors [--dry-run]';
-
 interface Started {
   kind: 'wal-archiver' | 'monitor';
   database: string;

@@ -8,8 +8,6 @@ import { parseCommandArgs } from './args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary = 'approve (or --reject --reason) a pending approval of a workflow';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs(
     'approve',

@@ -15,8 +15,6 @@ import { loadPlanInto, databaseInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary = 'continuous WAL archiving: start|stop|status --database <db>';
-
 const ACTIONS = ['start', 'stop', 'status'] as const;
 type Action = (typeof ACTIONS)[number];
 

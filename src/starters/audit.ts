@@ -12,9 +12,6 @@ import { parseCommandArgs } from './args.ts';
 import { envFilesInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 
-export const summary =
-  'audit records of every workflow run, from the repository: list [--since 30d | <ISO time>] [--database <db>] [--json]';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs(
     'audit',

@@ -20,9 +20,6 @@ import { readBackupStatus, renderBackupResult, renderBackupStatus } from './back
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary =
-  'take a backup: full|incremental --database <db> [--detach] [--max-rate 50M] [--checkpoint spread]';
-
 export async function run(argv: string[]): Promise<number> {
   // `backup incremental` has options of its own (--archive-timeout).
   if (argv.includes('incremental')) return (await import('./backup-incremental.ts')).run(argv);

@@ -12,9 +12,6 @@ import { databaseInto, envFilesInto, loadEnvFiles, loadPlanInto } from './plan-a
 import { mib } from './backup-view.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 
-export const summary =
-  'the backup catalog: list --database <db> [--json]; hold|release --database <db> --backup <id> --reason <text>; show-k8s --database <db> --backup <id>';
-
 export async function run(argv: string[]): Promise<number> {
   if (argv[0] === 'hold' || argv[0] === 'release') return (await import('./backups-hold.ts')).run(argv);
   if (argv[0] === 'show-k8s') return (await import('./backups-show-k8s.ts')).run(argv);

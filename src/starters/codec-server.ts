@@ -4,8 +4,6 @@ import { createCodecServer } from '../codec/codec-server.ts';
 import { parseCommandArgs } from './args.ts';
 import { EXIT, printError } from './output.ts';
 
-export const summary = 'serve the payload codec to the Web UI (needs LIFEBOAT_CODEC_KEY)';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs('codec-server', argv, {
     port: { type: 'string' },

@@ -16,8 +16,6 @@ import { parseCommandArgs } from './args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { envFilesInto, htmlFileInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 
-export const summary = 'the plan and repository against audit rules, with evidence: [--json] [--html <file>]';
-
 const DEFAULT_SEGMENT = 16 * 1024 * 1024;
 
 /** Everything the rules look at, read from the plan's storage locations. */

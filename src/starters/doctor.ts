@@ -11,8 +11,6 @@ import { parseCommandArgs } from './args.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary = 'pre-flight: every database, bucket, zone and cluster reachable and as the plan says';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs('doctor', argv, {
     file: { type: 'string', short: 'f' },

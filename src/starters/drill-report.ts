@@ -16,9 +16,6 @@ import { parseCommandArgs } from './args.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 import { envFilesInto, htmlFileInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 
-export const summary =
-  'report [--database <db>] [--since 90d] [--json] [--html <file>]: the DR drill history from the repository';
-
 /** Passed, and both objectives met: what an auditor counts as a successful drill. */
 export function drillVerdict(r: DrillReport): 'pass' | 'fail' {
   return r.outcome === 'passed' && r.verdicts.rto === 'met' && r.verdicts.rpo === 'met' ? 'pass' : 'fail';

@@ -22,9 +22,6 @@ import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary =
-  'DR drill: --database <db> --region <r> [--to <target>] [--policy <name>] [--failover [--i-understand-this-is-production]] [--detach]; `drill report` for the history';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs('drill', argv, {
     file: { type: 'string', short: 'f' },

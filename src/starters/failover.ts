@@ -16,8 +16,6 @@ import { renderFailoverProgress } from './failover-view.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary = 'fail a database over to another region (--planned: switchover with no loss)';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs('failover', argv, {
     file: { type: 'string', short: 'f' },

@@ -15,8 +15,6 @@ import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary = 'region health monitor: start|stop|pause|resume|status --database <db>';
-
 const ACTIONS = ['start', 'stop', 'pause', 'resume', 'status'] as const;
 type Action = (typeof ACTIONS)[number];
 

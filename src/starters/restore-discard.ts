@@ -20,9 +20,6 @@ import { EXIT, printError, printJson } from './output.ts';
 import { loadPlanInto } from './plan-args.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary =
-  'discard <restore id> [--region <r>] [--data-dir D]: stop a restored instance and delete its files';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs(
     'restore discard',

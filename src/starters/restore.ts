@@ -20,9 +20,6 @@ import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary =
-  'point-in-time restore: --database <db> --to <ISO time | lsn:<LSN> | name:<point> | latest> --region <r> [--port N] [--pause] [--cutover [--approval-timeout D]] [--detach]; `restore discard <id>` removes a restored instance';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs('restore', argv, {
     file: { type: 'string', short: 'f' },

@@ -16,9 +16,6 @@ import { loadPlanInto } from './plan-args.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 import { connectClient } from './temporal-client.ts';
 
-export const summary =
-  'GFS pruning of backups, WAL and Kubernetes objects at every storage location: --database <db> [--dry-run] [--pitr-window 7d] [--kubernetes-grace 1d] [--json]';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs(
     'retention',

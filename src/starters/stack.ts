@@ -8,8 +8,6 @@ import { readPlanFile } from '../workers/plan-file.ts';
 import { parseCommandArgs } from './args.ts';
 import { EXIT, printError, printJson, table } from './output.ts';
 
-export const summary = 'the local stack on loopback: up | down | status';
-
 const USAGE = `usage: lifeboat stack up|down|status [--json] [-f plan] [--state dir]
 
   up       start every part (or reuse what runs) and wait until each answers

@@ -13,8 +13,6 @@ import { readBackupStatus, renderBackupStatus } from './backup-view.ts';
 import { EXIT, printError, printJson } from './output.ts';
 import { answered, connectClient, QUERY_WAIT_MS, queryWithin } from './temporal-client.ts';
 
-export const summary = 'progress of any Lifeboat workflow [--watch]';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs(
     'status',

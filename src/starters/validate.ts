@@ -3,8 +3,6 @@ import { planFilePath, readPlanFile } from '../workers/plan-file.ts';
 import { EXIT, printJson } from './output.ts';
 import { parseCommandArgs } from './args.ts';
 
-export const summary = 'check the plan; nothing is started';
-
 export function run(argv: string[]): Promise<number> {
   return Promise.resolve(validate(argv));
 }

@@ -22,8 +22,6 @@ import { printError } from './output.ts';
 import { nextSegment } from '../domain/wal.ts';
 import { PREFETCH } from '../domain/wal-prefetch.ts';
 
-export const summary = 'restore_command of a restored server: wal-fetch --config <f> --env-file <f> %f %p';
-
 const ABSENT = 1;
 const FATAL = 200;
 /** Completed segments the background prefetcher has ready before the server starts (16 MiB each). */

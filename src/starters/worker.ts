@@ -4,8 +4,6 @@ import { parseCommandArgs } from './args.ts';
 import { envFilesInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
 import { EXIT, printError } from './output.ts';
 
-export const summary = 'run a worker for a region (polls lifeboat and lifeboat-<region>)';
-
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs('worker', argv, {
     file: { type: 'string', short: 'f' },
