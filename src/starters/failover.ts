@@ -14,7 +14,7 @@ import type { regionalFailoverWorkflow } from '../workflows/regional-failover.ts
 import { parseCommandArgs } from './args.ts';
 import { renderFailoverProgress } from './failover-view.ts';
 import { EXIT, printError, printJson } from './output.ts';
-import { connectClient } from './temporal-client.ts';
+import { answered, connectClient, queryWithin } from './temporal-client.ts';
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommandArgs('failover', argv, {
@@ -109,7 +109,8 @@ export async function run(argv: string[]): Promise<number> {
     );
     let lastPhase = '';
     while (!settled && !args.json) {
-      const p = await handle.query<FailoverProgress>('progress').catch(() => undefined);
+      // Bounded: a worker lost mid-failover must not stop the phase lines for a minute.
+      const p = answered(await queryWithin<FailoverProgress>(client, handle, 'progress'));
       if (p && p.phase !== lastPhase) {
         lastPhase = p.phase;
         process.stderr.write(`[${new Date().toISOString()}] ${p.phase}\n`);

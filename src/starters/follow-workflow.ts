@@ -7,6 +7,7 @@ import type { Workflow, WorkflowResultType } from '@temporalio/common';
 import { SHARED_TASK_QUEUE } from '../domain/plan.ts';
 import { webUiLink, type TemporalTarget } from '../workers/temporal-connection.ts';
 import { printJson } from './output.ts';
+import { answered, queryWithin } from './temporal-client.ts';
 
 export interface FollowOptions<W extends Workflow, P> {
   workflowType: string;
@@ -58,7 +59,8 @@ export async function startAndFollow<W extends Workflow, P>(
     : (async () => {
         let shown = '';
         while (!stop.signal.aborted) {
-          const p = await handle.query<P>('progress').catch(() => undefined);
+          // Bounded: a query no worker answers would hold the loop (and the exit) for a minute.
+          const p = answered(await queryWithin<P>(client, handle, 'progress'));
           const line = p ? o.render(p) : '';
           if (line && line !== shown) process.stderr.write(`${line}\n`);
           shown = line || shown;

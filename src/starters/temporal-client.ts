@@ -39,16 +39,16 @@ export async function queryWithin<T>(
   name: string,
   ms = QUERY_WAIT_MS,
 ): Promise<QueryAnswer<T>> {
+  const deadline = Date.now() + ms;
   try {
-    return {
-      ok: true,
-      value: await client.connection.withDeadline(Date.now() + ms, () => handle.query<T>(name)),
-    };
+    return { ok: true, value: await client.connection.withDeadline(deadline, () => handle.query<T>(name)) };
   } catch (err) {
-    // No worker: the deadline passed (gRPC DEADLINE_EXCEEDED), or the server said so first
-    // (FAILED_PRECONDITION "no poller seen for task queue recently").
+    // No worker: the deadline passed (DEADLINE_EXCEEDED, or CANCELLED when grpc-js's own timer
+    // ends the call first), or the server said so before it (FAILED_PRECONDITION "no poller seen
+    // for task queue recently"). A worker's own refusal comes back well within the wait.
     const cause = (err as { cause?: { code?: number; details?: string } }).cause;
-    return { ok: false, noWorker: cause?.code === 4 || /no poller seen/.test(cause?.details ?? '') };
+    const timedOut = cause?.code === 4 || Date.now() >= deadline - 100;
+    return { ok: false, noWorker: timedOut || /no poller seen/.test(cause?.details ?? '') };
   }
 }
 
