@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Plan } from '../domain/plan.ts';
 import { PREFETCH } from '../domain/wal-prefetch.ts';
+import { processAlive } from './pipeline/child.ts';
 import type { Environment } from './ports/environment.ts';
 
 export interface WalFetchSetup {
@@ -94,20 +95,9 @@ export function startWalPrefetcher(
 /** Whether a live prefetcher holds the prefetch folder's lock (its pid). */
 export function prefetcherRunning(prefetchDir: string): boolean {
   try {
-    return alive(Number(fs.readFileSync(path.join(prefetchDir, PREFETCH.lock), 'utf8')));
+    return processAlive(Number(fs.readFileSync(path.join(prefetchDir, PREFETCH.lock), 'utf8')));
   } catch {
     return false;
-  }
-}
-
-function alive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // Another user's process (the prefetcher runs as the PostgreSQL OS user) is alive too.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

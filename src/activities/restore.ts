@@ -27,7 +27,7 @@ import {
   type WalListing,
 } from '../domain/restore.ts';
 import { createAgeDecryptor, identitiesFromText } from './pipeline/age.ts';
-import { startTool } from './pipeline/child.ts';
+import { processAlive, startTool } from './pipeline/child.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres } from './ports/postgres.ts';
@@ -615,13 +615,7 @@ export function livePostmaster(dataDir: string): { pid: number; port: number } |
   const lines = text.split('\n');
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
-  }
-  return { pid, port };
+  return processAlive(pid) ? { pid, port } : undefined;
 }
 
 /**
@@ -648,11 +642,7 @@ export async function stopPostmaster(dataDir: string): Promise<string | undefine
 
 async function gone(pid: number, withinMs: number): Promise<boolean> {
   for (let waited = 0; waited < withinMs; waited += 200) {
-    try {
-      process.kill(pid, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EPERM') return true;
-    }
+    if (!processAlive(pid)) return true;
     await new Promise((r) => setTimeout(r, 200));
   }
   return false;

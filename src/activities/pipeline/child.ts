@@ -81,3 +81,17 @@ export function startTool(
     },
   };
 }
+
+/**
+ * Whether a process runs. One of another user (a restored server or its prefetcher run as the
+ * PostgreSQL OS user) answers EPERM, and is alive too.
+ */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
