@@ -35,8 +35,14 @@ import {
   identitiesFromText,
   parseRecipient,
 } from './pipeline/age.ts';
+import {
+  FILE_CHECKSUM_ALGORITHMS,
+  isFileChecksumAlgorithm,
+  type FileChecksumAlgorithm,
+} from './pipeline/file-checksum.ts';
 import { MultipartWriter } from './pipeline/multipart-writer.ts';
-import { TarObserver, TarReader, type TarEntry } from './pipeline/tar.ts';
+import { TarObserver } from './pipeline/tar.ts';
+import { contentChecker, parsePostgresManifest, type ContentCheck } from './postgres-manifest.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres } from './ports/postgres.ts';
@@ -46,6 +52,8 @@ import { backupMetrics } from './backup-metrics.ts';
 const MiB = 1024 * 1024;
 /** zstd threads: DESIGN.md measured 2 threads at 440 MB/s in, the pipeline's bound. */
 const ZSTD_THREADS = 2;
+/** backup_manifest's per-file checksums, asked of pg_basebackup. */
+const FILE_CHECKSUMS: FileChecksumAlgorithm = 'CRC32C';
 const HEARTBEAT_EVERY_MS = 1000;
 
 export interface BackupDeps {
@@ -134,8 +142,8 @@ export function createBackupActivities(deps: BackupDeps) {
       const pgArgs = [
         ...['-h', region.postgres.host, '-p', String(region.postgres.port), '-U', region.postgres.user],
         ...['-D', '-', '-F', 't', '-X', 'fetch', '-c', input.options.checkpoint],
-        // SHA256 (not the default CRC32C) so that verification can check every file with node:crypto.
-        '--manifest-checksums=SHA256',
+        // Hardware CRC32C on the server; verification computes the same (file-checksum.ts).
+        `--manifest-checksums=${FILE_CHECKSUMS}`,
         ...['-l', `lifeboat ${input.backupId}`],
         ...(input.options.maxRate ? ['-r', input.options.maxRate] : []),
         '--no-password',
@@ -229,6 +237,7 @@ export function createBackupActivities(deps: BackupDeps) {
         stopTime: new Date(pgExitedAt || Date.now()).toISOString(),
         label: label.label,
         postgresManifest: { checksum: pgManifest.checksum, files: pgManifest.files },
+        fileChecksums: FILE_CHECKSUMS,
         timings: {
           checkpointMs: (observer.firstByteAt ?? started) - started,
           streamMs: Date.now() - started,
@@ -278,11 +287,19 @@ export function createBackupActivities(deps: BackupDeps) {
       startLsn: string;
       stopLsn: string;
       walSegmentSize: number;
+      /** backup_manifest's per-file algorithm; absent: SHA256, what streams used before it was passed. */
+      fileChecksums?: string;
     }): Promise<VerificationResult> {
       const ctx = Context.current();
       const store = primaryStore();
       const identityEnv = deps.plan.storage.encryption.identityEnv;
       const identity = deps.env[identityEnv];
+      const algorithm = input.fileChecksums ?? 'SHA256';
+      if (!isFileChecksumAlgorithm(algorithm))
+        throw new LifeboatError(
+          'InvalidInput',
+          `file checksums "${algorithm}" are not one of ${FILE_CHECKSUM_ALGORITHMS.join(', ')}`,
+        );
       const progress: VerifyProgress = {
         verifiedBytes: 0,
         totalBytes: input.objects.reduce((n, o) => n + o.bytes, 0),
@@ -304,7 +321,14 @@ export function createBackupActivities(deps: BackupDeps) {
               'IntegrityError',
               `${object.key} is ${head.size} bytes in storage, ${object.bytes} were written`,
             );
-          const checked = await readBack(store, object, identity, progress, ctx.cancellationSignal, deps.env);
+          const checked = await readBack(
+            store,
+            object,
+            { identity, algorithm },
+            progress,
+            ctx.cancellationSignal,
+            deps.env,
+          );
           if (checked.content) {
             files += checked.content.files;
             const expected = walSegmentsBetween(
@@ -506,60 +530,11 @@ export function parseBackupLabel(text: string): {
   };
 }
 
-interface PostgresManifest {
-  checksum: string;
-  files: number;
-  stopLsn: string;
-  entries: Map<string, { size: number; sha256?: string }>;
-}
-
-/** PostgreSQL's backup_manifest: its own checksum checked, the WAL range's end, every file. */
-export function parsePostgresManifest(bytes: Buffer): PostgresManifest {
-  const text = bytes.toString('utf8');
-  let doc: {
-    Files?: { Path: string; Size: number; 'Checksum-Algorithm'?: string; Checksum?: string }[];
-    'WAL-Ranges'?: { Timeline: number; 'Start-LSN': string; 'End-LSN': string }[];
-    'Manifest-Checksum'?: string;
-  };
-  try {
-    doc = JSON.parse(text) as typeof doc;
-  } catch (err) {
-    throw new Error(`backup_manifest is not JSON: ${(err as Error).message}`, { cause: err });
-  }
-  // The checksum covers everything up to and including the newline before its own line.
-  const cut = text.lastIndexOf('\n"Manifest-Checksum"');
-  const checksum = doc['Manifest-Checksum'];
-  if (
-    cut < 0 ||
-    !checksum ||
-    createHash('sha256')
-      .update(bytes.subarray(0, Buffer.byteLength(text.slice(0, cut + 1))))
-      .digest('hex') !== checksum
-  )
-    throw new Error('backup_manifest fails its own Manifest-Checksum');
-  const ranges = doc['WAL-Ranges'] ?? [];
-  const stopLsn = ranges.at(-1)?.['End-LSN'];
-  if (!stopLsn) throw new Error('backup_manifest has no WAL-Ranges');
-  const entries = new Map<string, { size: number; sha256?: string }>();
-  for (const f of doc.Files ?? [])
-    entries.set(f.Path, {
-      size: f.Size,
-      sha256: f['Checksum-Algorithm'] === 'SHA256' ? f.Checksum : undefined,
-    });
-  return { checksum, files: entries.size, stopLsn, entries };
-}
-
-interface ContentCheck {
-  files: number;
-  /** WAL segment name → size, as found under pg_wal/. */
-  wal: Map<string, number>;
-}
-
 /** Streams an object back: sha256 and size; with an identity, the tar inside too. */
 async function readBack(
   store: ObjectStore,
   object: StoredObjectRef,
-  identity: string | undefined,
+  { identity, algorithm }: { identity: string | undefined; algorithm: FileChecksumAlgorithm },
   progress: VerifyProgress,
   cancelled: AbortSignal,
   env: Environment,
@@ -585,7 +560,7 @@ async function readBack(
     await pipeline(body, tap, new Writable({ write: (_c, _e, done) => done() }), { signal: cancelled });
   } else {
     const zstd = startTool('zstd', zstdBinary(env), ['-d', '-q', '-c']);
-    const checker = contentChecker();
+    const checker = contentChecker(algorithm);
     const tasks = [
       pipeline(body, tap, createAgeDecryptor(identitiesFromText(identity)), zstd.child.stdin!, {
         signal: cancelled,
@@ -611,79 +586,6 @@ async function readBack(
       `${object.key} read back as ${bytes} bytes with sha256 ${sha256}; ${object.bytes} bytes with sha256 ${object.sha256} were written`,
     );
   return { content };
-}
-
-/** A tar sink hashing every file, checked against backup_manifest once it arrives (last). */
-function contentChecker(): { sink: Writable; finish(key: string): ContentCheck } {
-  const seen = new Map<string, { size: number; sha256: string }>();
-  let manifestBytes: Buffer[] = [];
-  let hashing: { name: string; hash: ReturnType<typeof createHash> } | undefined;
-  const nameOf = (entry: TarEntry) => entry.name.replace(/^\.\//, '');
-  const reader = new TarReader({
-    entry(entry) {
-      if (entry.type !== '0') return undefined;
-      const name = nameOf(entry);
-      if (name === 'backup_manifest') {
-        manifestBytes = [];
-        return (chunk) => manifestBytes.push(Buffer.from(chunk));
-      }
-      const hash = createHash('sha256');
-      hashing = { name, hash };
-      return (chunk) => hash.update(chunk);
-    },
-    entryEnd(entry) {
-      if (entry.type !== '0' || nameOf(entry) === 'backup_manifest') return;
-      const hash = hashing?.name === nameOf(entry) ? hashing.hash : createHash('sha256');
-      seen.set(nameOf(entry), { size: entry.size, sha256: hash.digest('hex') });
-      hashing = undefined;
-    },
-  });
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      try {
-        reader.push(chunk);
-        done();
-      } catch (err) {
-        done(err as Error);
-      }
-    },
-  });
-  return {
-    sink,
-    finish(key: string): ContentCheck {
-      if (!reader.ended) throw new LifeboatError('IntegrityError', `${key}: the tar inside ends early`);
-      if (manifestBytes.length === 0)
-        throw new LifeboatError('IntegrityError', `${key}: no backup_manifest inside the tar`);
-      let manifest;
-      try {
-        manifest = parsePostgresManifest(Buffer.concat(manifestBytes));
-      } catch (err) {
-        throw new LifeboatError('IntegrityError', `${key}: ${(err as Error).message}`);
-      }
-      const problems: string[] = [];
-      const wal = new Map<string, number>();
-      for (const [name, got] of seen) {
-        const want = manifest.entries.get(name);
-        if (!want) {
-          // WAL fetched into the tar is not in the manifest's file list; it is checked by range.
-          const segment = /^pg_wal\/([0-9A-F]{24})$/.exec(name)?.[1];
-          if (segment) wal.set(segment, got.size);
-          else problems.push(`${name}: in the tar, not in backup_manifest`);
-        } else if (want.size !== got.size)
-          problems.push(`${name}: ${got.size} bytes, manifest says ${want.size}`);
-        else if (want.sha256 && want.sha256 !== got.sha256)
-          problems.push(`${name}: sha256 differs from the manifest`);
-      }
-      for (const name of manifest.entries.keys())
-        if (!seen.has(name)) problems.push(`${name}: in backup_manifest, not in the tar`);
-      if (problems.length)
-        throw new LifeboatError(
-          'IntegrityError',
-          `${key}: ${problems.length} file(s) do not match backup_manifest: ${problems.slice(0, 5).join('; ')}`,
-        );
-      return { files: manifest.files, wal };
-    },
-  };
 }
 
 /** A storage failure as a typed error: refused credentials are final, the rest may pass. */

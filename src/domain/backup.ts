@@ -113,6 +113,8 @@ export interface BaseBackupResult {
   label: string;
   /** PostgreSQL's backup_manifest, kept inside the tar; summarised here. */
   postgresManifest: { checksum: string; files: number };
+  /** backup_manifest's per-file checksum algorithm; absent in results from before it was recorded (SHA256). */
+  fileChecksums?: string;
   timings: { checkpointMs: number; streamMs: number };
 }
 

@@ -168,6 +168,7 @@ export async function fullBackupWorkflow(
       startLsn: base.startLsn,
       stopLsn: base.stopLsn,
       walSegmentSize: base.postgres.walSegmentSize,
+      fileChecksums: base.fileChecksums,
     });
     const verifiedAt = new Date();
     const kubernetes = await exportKubernetes(plan, input.database, backupId);

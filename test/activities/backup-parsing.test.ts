@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { parseBackupLabel, parsePostgresManifest } from '../../src/activities/backup.ts';
+import { parseBackupLabel } from '../../src/activities/backup.ts';
+import { parsePostgresManifest } from '../../src/activities/postgres-manifest.ts';
 
 /** A backup_manifest as PostgreSQL 15 writes it, its checksum over everything before its line. */
 function manifest(files: { path: string; size: number; sha256: string }[], end = '0/6000100'): Buffer {
@@ -61,7 +62,7 @@ describe('parsePostgresManifest', () => {
     );
     assert.equal(m.files, 2);
     assert.equal(m.stopLsn, '0/6000100');
-    assert.deepEqual(m.entries.get('PG_VERSION'), { size: 3, sha256: 'a'.repeat(64) });
+    assert.deepEqual(m.entries.get('PG_VERSION'), { size: 3, algorithm: 'SHA256', checksum: 'a'.repeat(64) });
   });
 
   it('refuses a manifest whose content no longer matches its checksum', () => {
