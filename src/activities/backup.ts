@@ -28,21 +28,22 @@ import {
 import { dbnameOf, type Plan, type PostgresConnection } from '../domain/plan.ts';
 import { BASE_BACKUP_FILE, repository } from '../domain/repository.ts';
 import { readCatalog, type Catalog } from './catalog.ts';
-import { startTool, ToolError, type Tool } from './pipeline/child.ts';
-import {
-  createAgeDecryptor,
-  createAgeEncryptor,
-  identitiesFromText,
-  parseRecipient,
-} from './pipeline/age.ts';
+import { ToolError } from './pipeline/child.ts';
+import type {
+  BaseBackupTaskOptions,
+  BaseBackupTaskProgress,
+  BaseBackupTaskResult,
+} from './pipeline/base-backup-task.ts';
+import type { ContentCheckTaskOptions } from './pipeline/content-check-task.ts';
+import { runInThread } from './pipeline/in-thread.ts';
+import { parseRecipient } from './pipeline/age.ts';
 import {
   FILE_CHECKSUM_ALGORITHMS,
   isFileChecksumAlgorithm,
   type FileChecksumAlgorithm,
 } from './pipeline/file-checksum.ts';
 import { MultipartWriter } from './pipeline/multipart-writer.ts';
-import { TarObserver } from './pipeline/tar.ts';
-import { contentChecker, parsePostgresManifest, type ContentCheck } from './postgres-manifest.ts';
+import { parsePostgresManifest, type ContentCheck } from './postgres-manifest.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres } from './ports/postgres.ts';
@@ -55,6 +56,8 @@ const ZSTD_THREADS = 2;
 /** backup_manifest's per-file checksums, asked of pg_basebackup. */
 const FILE_CHECKSUMS: FileChecksumAlgorithm = 'CRC32C';
 const HEARTBEAT_EVERY_MS = 1000;
+const BASE_BACKUP_TASK = new URL('./pipeline/base-backup-task.ts', import.meta.url);
+const CONTENT_CHECK_TASK = new URL('./pipeline/content-check-task.ts', import.meta.url);
 
 export interface BackupDeps {
   plan: Plan;
@@ -150,46 +153,35 @@ export function createBackupActivities(deps: BackupDeps) {
         '--verbose',
         '--progress',
       ];
-      const pgbb = startTool('pg_basebackup', pgBinary(deps.env, facts.versionNum, 'pg_basebackup'), pgArgs, {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          PATH: process.env.PATH,
-          ...(password ? { PGPASSWORD: password } : {}),
-          PGSSLMODE: region.postgres.sslMode === 'verify-full' ? 'verify-full' : region.postgres.sslMode,
-          ...(region.postgres.caFile ? { PGSSLROOTCERT: region.postgres.caFile } : {}),
-          PGCONNECT_TIMEOUT: '10',
-          PGAPPNAME: 'lifeboat-backup',
-        },
-        isProgress: (line) => PROGRESS_LINE.test(line),
-        onStderr: (text) => {
-          const all = [...text.matchAll(/(\d+)\/(\d+) kB/g)];
-          const last = all.at(-1);
-          if (last) progress.estimatedRawBytes = Number(last[2]) * 1024;
-        },
-      });
-      const zstd = startTool('zstd', zstdBinary(deps.env), [
-        `-${COMPRESSION_LEVEL}`,
-        `-T${ZSTD_THREADS}`,
-        '-q',
-        '-c',
-      ]);
-      const observer = new TarObserver(['backup_label', 'backup_manifest']);
-      let pgExitedAt = 0;
-      const producerOk = Promise.all([pgbb.done.then(() => (pgExitedAt = Date.now())), zstd.done]).then(
-        () => {
-          if (!observer.reader.ended)
-            throw new Error('the tar stream from pg_basebackup ended without its end blocks');
-          if (!observer.captured.has('backup_manifest'))
-            throw new Error('pg_basebackup wrote no backup_manifest into the tar stream');
+      const thread = runInThread<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBackupTaskProgress>(
+        BASE_BACKUP_TASK,
+        {
+          pgBasebackup: {
+            command: pgBinary(deps.env, facts.versionNum, 'pg_basebackup'),
+            args: pgArgs,
+            env: {
+              PATH: process.env.PATH,
+              ...(password ? { PGPASSWORD: password } : {}),
+              PGSSLMODE: region.postgres.sslMode === 'verify-full' ? 'verify-full' : region.postgres.sslMode,
+              ...(region.postgres.caFile ? { PGSSLROOTCERT: region.postgres.caFile } : {}),
+              PGCONNECT_TIMEOUT: '10',
+              PGAPPNAME: 'lifeboat-backup',
+            },
+          },
+          zstd: {
+            command: zstdBinary(deps.env),
+            args: [`-${COMPRESSION_LEVEL}`, `-T${ZSTD_THREADS}`, '-q', '-c'],
+          },
+          recipients,
         },
       );
-      producerOk.catch(() => undefined);
       const writer = new MultipartWriter({
         store,
         key,
         uploadId,
         firstPartBytes: input.options.partSizeMiB * MiB,
-        beforeComplete: () => producerOk,
+        // A tar that ended early or without backup_manifest must never become an object.
+        beforeComplete: () => thread.result.then(() => undefined),
         onPart: () => (progress.partsUploaded = writer.partsUploaded),
       });
 
@@ -197,49 +189,46 @@ export function createBackupActivities(deps: BackupDeps) {
       const onCancel = () => abort.abort(new Error(`cancelled: ${String(ctx.cancellationSignal.reason)}`));
       ctx.cancellationSignal.addEventListener('abort', onCancel);
       const beat = setInterval(() => {
-        progress.rawBytes = observer.bytes;
+        const produced = thread.progress();
+        progress.rawBytes = produced?.rawBytes ?? 0;
+        if (produced?.estimatedRawBytes) progress.estimatedRawBytes = produced.estimatedRawBytes;
         progress.storedBytes = writer.bytes;
         ctx.heartbeat(progress);
       }, HEARTBEAT_EVERY_MS);
-      const tasks = [
-        pipeline(pgbb.child.stdout!, observer, zstd.child.stdin!, { signal: abort.signal }),
-        pipeline(zstd.child.stdout!, createAgeEncryptor(recipients), writer, { signal: abort.signal }),
-        pgbb.done,
-        zstd.done,
-      ];
+      const tasks = [pipeline(thread.output, writer, { signal: abort.signal }), thread.result] as const;
+      let produced: BaseBackupTaskResult;
       try {
-        await Promise.all(tasks);
+        [, produced] = await Promise.all(tasks);
       } catch (err) {
         abort.abort(err);
-        pgbb.kill();
-        zstd.kill();
+        thread.abort(err);
         await Promise.allSettled(tasks);
         if (!writer.completed) await store.abortMultipartUpload(key, uploadId).catch(() => undefined);
         // A cancelled activity must end as cancelled (not failed), once its upload is aborted.
         if (ctx.cancellationSignal.aborted) throw cancelledFailure(ctx.cancellationSignal.reason);
-        throw streamError(err, pgbb);
+        throw streamError(err);
       } finally {
         clearInterval(beat);
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
       }
 
-      const label = parseBackupLabel(observer.captured.get('backup_label')?.toString('utf8') ?? '');
-      const pgManifest = parsePostgresManifest(observer.captured.get('backup_manifest')!);
+      const label = parseBackupLabel(produced.backupLabel);
+      const pgManifest = parsePostgresManifest(Buffer.from(produced.backupManifest));
       return {
         attempt,
         recipients,
         object: { key, bytes: writer.bytes, sha256: writer.sha256! },
-        rawBytes: observer.bytes,
+        rawBytes: produced.rawBytes,
         postgres: { ...facts, timeline: label.timeline },
         startLsn: label.startLsn,
         stopLsn: pgManifest.stopLsn,
-        startTime: label.startTime ?? new Date(observer.firstByteAt ?? started).toISOString(),
-        stopTime: new Date(pgExitedAt || Date.now()).toISOString(),
+        startTime: label.startTime ?? new Date(produced.firstByteAt ?? started).toISOString(),
+        stopTime: new Date(produced.pgExitedAt || Date.now()).toISOString(),
         label: label.label,
         postgresManifest: { checksum: pgManifest.checksum, files: pgManifest.files },
         fileChecksums: FILE_CHECKSUMS,
         timings: {
-          checkpointMs: (observer.firstByteAt ?? started) - started,
+          checkpointMs: (produced.firstByteAt ?? started) - started,
           streamMs: Date.now() - started,
         },
       };
@@ -405,8 +394,6 @@ export function createBackupActivities(deps: BackupDeps) {
 
 export type BackupActivities = ReturnType<typeof createBackupActivities>;
 
-const PROGRESS_LINE = /^\s*\d+\/\d+ kB \(\d+%\)/;
-
 const backupFolder = (database: string, id: string) => `${repository.backupFolder('', database, id)}/`;
 
 /** Aborts the unfinished uploads and deletes the objects under `folder`, except `keep`. */
@@ -559,25 +546,22 @@ async function readBack(
   if (!identity) {
     await pipeline(body, tap, new Writable({ write: (_c, _e, done) => done() }), { signal: cancelled });
   } else {
-    const zstd = startTool('zstd', zstdBinary(env), ['-d', '-q', '-c']);
-    const checker = contentChecker(algorithm);
-    const tasks = [
-      pipeline(body, tap, createAgeDecryptor(identitiesFromText(identity)), zstd.child.stdin!, {
-        signal: cancelled,
-      }),
-      pipeline(zstd.child.stdout!, checker.sink, { signal: cancelled }),
-      zstd.done,
-    ];
+    const thread = runInThread<ContentCheckTaskOptions, ContentCheck>(CONTENT_CHECK_TASK, {
+      identity,
+      zstd: zstdBinary(env),
+      algorithm,
+      key: object.key,
+    });
+    const tasks = [pipeline(body, tap, thread.input, { signal: cancelled }), thread.result] as const;
     try {
-      await Promise.all(tasks);
+      [, content] = await Promise.all(tasks);
     } catch (err) {
-      zstd.kill();
+      thread.abort(err);
       await Promise.allSettled(tasks);
       if (err instanceof LifeboatError) throw err;
       if (cancelled.aborted) throw cancelledFailure(cancelled.reason);
       throw new LifeboatError('IntegrityError', `${object.key} does not open: ${(err as Error).message}`);
     }
-    content = checker.finish(object.key);
   }
   const sha256 = hash.digest('hex');
   if (bytes !== object.bytes || sha256 !== object.sha256)
@@ -609,24 +593,9 @@ function cancelledFailure(reason: unknown): CancelledFailure {
   return reason instanceof CancelledFailure ? reason : new CancelledFailure(String(reason));
 }
 
-/** What went wrong in the streaming pipeline, typed and with pg_basebackup's own words. */
-function streamError(err: unknown, pgbb: Tool): Error {
-  if (err instanceof LifeboatError) return err;
-  if (err instanceof ToolError && err.notFound)
-    return new LifeboatError(
-      'InvalidInput',
-      `${err.message} on this worker: install the PostgreSQL client of the server's major version (or set LIFEBOAT_PG_BINDIR) and zstd`,
-    );
-  const stderr = pgbb.stderrTail();
-  if (
-    /password authentication failed|no pg_hba\.conf entry|must be superuser or replication role|permission denied/i.test(
-      stderr,
-    )
-  )
-    return new LifeboatError('AccessDenied', `pg_basebackup was refused: ${stderr}`);
-  if (err instanceof ToolError && err.tool === 'pg_basebackup') return err;
+/** What went wrong while streaming: the pipeline thread's typed errors, or the upload's. */
+function streamError(err: unknown): Error {
+  if (err instanceof LifeboatError || err instanceof ToolError) return err;
   if ((err as { $metadata?: unknown }).$metadata) return storageError(err, 'uploading the base backup');
-  if (stderr && pgbb.child.exitCode !== null && pgbb.child.exitCode !== 0)
-    return new Error(`pg_basebackup failed: ${stderr}`);
   return err as Error;
 }

@@ -1,0 +1,40 @@
+// Verification's content check, run in a pipeline thread (in-thread.ts): the stored base backup,
+// as the main thread downloads it, through age and `zstd -d`, every file of the tar checked
+// against backup_manifest. The 1.5 GB tar never enters the main thread's heap.
+import { pipeline } from 'node:stream/promises';
+import { contentChecker, type ContentCheck } from '../postgres-manifest.ts';
+import { createAgeDecryptor, identitiesFromText } from './age.ts';
+import { startTool } from './child.ts';
+import type { FileChecksumAlgorithm } from './file-checksum.ts';
+import type { ThreadTask } from './in-thread.ts';
+
+export interface ContentCheckTaskOptions {
+  /** The age identity text (secret keys): it stays in this process. */
+  identity: string;
+  zstd: string;
+  algorithm: FileChecksumAlgorithm;
+  /** The object's key, for messages. */
+  key: string;
+}
+
+export const run: ThreadTask<ContentCheckTaskOptions, ContentCheck, never> = async ({
+  options,
+  input,
+  signal,
+}) => {
+  const zstd = startTool('zstd', options.zstd, ['-d', '-q', '-c']);
+  const checker = contentChecker(options.algorithm);
+  const tasks = [
+    pipeline(input, createAgeDecryptor(identitiesFromText(options.identity)), zstd.child.stdin!, { signal }),
+    pipeline(zstd.child.stdout!, checker.sink, { signal }),
+    zstd.done,
+  ];
+  try {
+    await Promise.all(tasks);
+  } catch (err) {
+    zstd.kill();
+    await Promise.allSettled(tasks);
+    throw signal.aborted ? signal.reason : err;
+  }
+  return checker.finish(options.key);
+};
