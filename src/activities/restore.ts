@@ -26,8 +26,9 @@ import {
   type RestoreTarget,
   type WalListing,
 } from '../domain/restore.ts';
-import { createAgeDecryptor, identitiesFromText } from './pipeline/age.ts';
-import { processAlive, startTool } from './pipeline/child.ts';
+import { processAlive } from './pipeline/child.ts';
+import type { ExtractTaskOptions, ExtractTaskResult } from './pipeline/extract-task.ts';
+import { runInThread } from './pipeline/in-thread.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres } from './ports/postgres.ts';
@@ -37,6 +38,7 @@ import { startWalPrefetcher, writeWalFetchSidecar } from './restore-wal-fetch.ts
 
 const run = promisify(execFile);
 const HEARTBEAT_EVERY_MS = 1000;
+const EXTRACT_TASK = new URL('./pipeline/extract-task.ts', import.meta.url);
 /** Written into the data directory before anything else: the directory belongs to this restore. */
 export const RESTORE_MARKER = 'lifeboat_restore.json';
 const DEFAULT_SEGMENT = 16 * 1024 * 1024;
@@ -214,39 +216,27 @@ export function createRestoreActivities(deps: RestoreDeps) {
         log.warn(`${base.key}: read from the ${source.name} location (${source.skipped.join('; ')})`);
       const body = await source.store.getStream(base.key);
       const countIn = counter((n) => (progress.storedBytes += n));
-      const zstd = startTool('zstd', deps.env.LIFEBOAT_ZSTD ?? 'zstd', ['-d', '-q', '-c']);
       // zstd writes straight into tar: the restored bytes (the most of the whole chain) never pass
       // through this process, which has the download and the decryption to do. tar counts them.
       // 1 MiB records, filled from the pipe (-B): tar's default 10 KiB records made 150 000 reads
       // and as many writes for a 1.5 GB restore, a second of system time on two cores.
       const [cmd, args] = asUser('tar', ['--totals', '-x', '-b', '2048', '-B', '-f', '-', '-C', dataDir]);
-      // tar writes its totals line in several writes: read it from all its stderr at the end.
-      let tarStderr = '';
-      const tar = startTool('tar', cmd, args, {
-        stdio: [zstd.child.stdout!, 'ignore', 'pipe'],
-        onStderr: (text) => (tarStderr = `${tarStderr}${text}`.slice(-4096)),
-        isProgress: (line) => /^Total bytes read/.test(line),
+      const thread = runInThread<ExtractTaskOptions, ExtractTaskResult>(EXTRACT_TASK, {
+        identity,
+        zstd: deps.env.LIFEBOAT_ZSTD ?? 'zstd',
+        tar: { command: cmd, args },
       });
-      // tar holds its own copy of the pipe; with ours closed, a tar that stops early makes zstd
-      // fail on its next write instead of blocking on a pipe nobody reads.
-      zstd.child.stdout!.destroy();
       const abort = new AbortController();
       const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
       const onCancel = () => abort.abort(new Error('cancelled'));
       ctx.cancellationSignal.addEventListener('abort', onCancel);
-      const tasks = [
-        pipeline(body, countIn, createAgeDecryptor(identitiesFromText(identity)), zstd.child.stdin!, {
-          signal: abort.signal,
-        }),
-        zstd.done,
-        tar.done,
-      ];
+      const tasks = [pipeline(body, countIn, thread.input, { signal: abort.signal }), thread.result] as const;
+      let tarStderr: string;
       try {
-        await Promise.all(tasks);
+        [, { tarStderr }] = await Promise.all(tasks);
       } catch (err) {
         abort.abort(err);
-        zstd.kill();
-        tar.kill();
+        thread.abort(err);
         await Promise.allSettled(tasks);
         throw new LifeboatError('Unreachable', `downloading ${base.key}: ${(err as Error).message}`);
       } finally {

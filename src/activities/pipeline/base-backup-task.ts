@@ -5,7 +5,7 @@
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../../domain/errors.ts';
 import { createAgeEncryptor } from './age.ts';
-import { startTool, ToolError, type Tool } from './child.ts';
+import { allOrKill, startTool, ToolError, type Tool } from './child.ts';
 import type { ThreadTask } from './in-thread.ts';
 import { TarObserver } from './tar.ts';
 
@@ -53,19 +53,19 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
   const observer = new TarObserver(['backup_label', 'backup_manifest']);
   let pgExitedAt = 0;
   const beat = setInterval(() => report({ rawBytes: observer.bytes, estimatedRawBytes }), REPORT_EVERY_MS);
-  const tasks = [
-    pipeline(pgbb.child.stdout!, observer, zstd.child.stdin!, { signal }),
-    pipeline(zstd.child.stdout!, createAgeEncryptor(options.recipients), output, { signal }),
-    pgbb.done.then(() => (pgExitedAt = Date.now())),
-    zstd.done,
-  ];
   try {
-    await Promise.all(tasks);
+    await allOrKill(
+      [
+        pipeline(pgbb.child.stdout!, observer, zstd.child.stdin!, { signal }),
+        pipeline(zstd.child.stdout!, createAgeEncryptor(options.recipients), output, { signal }),
+        pgbb.done.then(() => (pgExitedAt = Date.now())),
+        zstd.done,
+      ],
+      [pgbb, zstd],
+      signal,
+    );
   } catch (err) {
-    pgbb.kill();
-    zstd.kill();
-    await Promise.allSettled(tasks);
-    throw signal.aborted ? signal.reason : pgBasebackupError(err, pgbb);
+    throw signal.aborted ? err : pgBasebackupError(err, pgbb);
   } finally {
     clearInterval(beat);
   }

@@ -95,3 +95,21 @@ export function processAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/**
+ * Waits for every step of a pipeline of tools. On the first failure, kills the tools, lets the
+ * other steps settle, and throws: the abort's reason when `signal` was aborted, else the failure.
+ */
+export async function allOrKill(
+  steps: Promise<unknown>[],
+  tools: Tool[],
+  signal?: AbortSignal,
+): Promise<void> {
+  try {
+    await Promise.all(steps);
+  } catch (err) {
+    for (const tool of tools) tool.kill();
+    await Promise.allSettled(steps);
+    throw signal?.aborted ? signal.reason : err;
+  }
+}

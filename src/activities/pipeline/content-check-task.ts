@@ -4,7 +4,7 @@
 import { pipeline } from 'node:stream/promises';
 import { contentChecker, type ContentCheck } from '../postgres-manifest.ts';
 import { createAgeDecryptor, identitiesFromText } from './age.ts';
-import { startTool } from './child.ts';
+import { allOrKill, startTool } from './child.ts';
 import type { FileChecksumAlgorithm } from './file-checksum.ts';
 import type { ThreadTask } from './in-thread.ts';
 
@@ -24,17 +24,16 @@ export const run: ThreadTask<ContentCheckTaskOptions, ContentCheck, never> = asy
 }) => {
   const zstd = startTool('zstd', options.zstd, ['-d', '-q', '-c']);
   const checker = contentChecker(options.algorithm);
-  const tasks = [
-    pipeline(input, createAgeDecryptor(identitiesFromText(options.identity)), zstd.child.stdin!, { signal }),
-    pipeline(zstd.child.stdout!, checker.sink, { signal }),
-    zstd.done,
-  ];
-  try {
-    await Promise.all(tasks);
-  } catch (err) {
-    zstd.kill();
-    await Promise.allSettled(tasks);
-    throw signal.aborted ? signal.reason : err;
-  }
+  await allOrKill(
+    [
+      pipeline(input, createAgeDecryptor(identitiesFromText(options.identity)), zstd.child.stdin!, {
+        signal,
+      }),
+      pipeline(zstd.child.stdout!, checker.sink, { signal }),
+      zstd.done,
+    ],
+    [zstd],
+    signal,
+  );
   return checker.finish(options.key);
 };
