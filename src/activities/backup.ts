@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { Writable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
@@ -28,13 +28,12 @@ import {
 import { dbnameOf, type Plan, type PostgresConnection } from '../domain/plan.ts';
 import { BASE_BACKUP_FILE, repository } from '../domain/repository.ts';
 import { readCatalog, type Catalog } from './catalog.ts';
-import { ToolError } from './pipeline/child.ts';
 import type {
   BaseBackupTaskOptions,
   BaseBackupTaskProgress,
   BaseBackupTaskResult,
 } from './pipeline/base-backup-task.ts';
-import type { ContentCheckTaskOptions } from './pipeline/content-check-task.ts';
+import type { ContentCheckTaskOptions, ContentCheckTaskResult } from './pipeline/content-check-task.ts';
 import { runInThread } from './pipeline/in-thread.ts';
 import { parseRecipient } from './pipeline/age.ts';
 import {
@@ -42,12 +41,12 @@ import {
   isFileChecksumAlgorithm,
   type FileChecksumAlgorithm,
 } from './pipeline/file-checksum.ts';
-import { MultipartWriter } from './pipeline/multipart-writer.ts';
 import { parsePostgresManifest, type ContentCheck } from './postgres-manifest.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres } from './ports/postgres.ts';
-import { describeAwsError, type StorageLocationName } from './storage.ts';
+import type { StorageLocationName } from './storage.ts';
+import { storageError } from './storage-error.ts';
 import { backupMetrics } from './backup-metrics.ts';
 
 const MiB = 1024 * 1024;
@@ -173,40 +172,29 @@ export function createBackupActivities(deps: BackupDeps) {
             args: [`-${COMPRESSION_LEVEL}`, `-T${ZSTD_THREADS}`, '-q', '-c'],
           },
           recipients,
+          upload: {
+            plan: deps.plan,
+            env: { ...deps.env },
+            key,
+            uploadId,
+            firstPartBytes: input.options.partSizeMiB * MiB,
+          },
         },
       );
-      const writer = new MultipartWriter({
-        store,
-        key,
-        uploadId,
-        firstPartBytes: input.options.partSizeMiB * MiB,
-        // A tar that ended early or without backup_manifest must never become an object.
-        beforeComplete: () => thread.result.then(() => undefined),
-        onPart: () => (progress.partsUploaded = writer.partsUploaded),
-      });
-
-      const abort = new AbortController();
-      const onCancel = () => abort.abort(new Error(`cancelled: ${String(ctx.cancellationSignal.reason)}`));
+      const onCancel = () => thread.abort(new Error(`cancelled: ${String(ctx.cancellationSignal.reason)}`));
       ctx.cancellationSignal.addEventListener('abort', onCancel);
       const beat = setInterval(() => {
-        const produced = thread.progress();
-        progress.rawBytes = produced?.rawBytes ?? 0;
-        if (produced?.estimatedRawBytes) progress.estimatedRawBytes = produced.estimatedRawBytes;
-        progress.storedBytes = writer.bytes;
+        Object.assign(progress, thread.progress());
         ctx.heartbeat(progress);
       }, HEARTBEAT_EVERY_MS);
-      const tasks = [pipeline(thread.output, writer, { signal: abort.signal }), thread.result] as const;
       let produced: BaseBackupTaskResult;
       try {
-        [, produced] = await Promise.all(tasks);
+        produced = await thread.result;
       } catch (err) {
-        abort.abort(err);
-        thread.abort(err);
-        await Promise.allSettled(tasks);
-        if (!writer.completed) await store.abortMultipartUpload(key, uploadId).catch(() => undefined);
+        await store.abortMultipartUpload(key, uploadId).catch(() => undefined);
         // A cancelled activity must end as cancelled (not failed), once its upload is aborted.
         if (ctx.cancellationSignal.aborted) throw cancelledFailure(ctx.cancellationSignal.reason);
-        throw streamError(err);
+        throw err;
       } finally {
         clearInterval(beat);
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
@@ -217,7 +205,7 @@ export function createBackupActivities(deps: BackupDeps) {
       return {
         attempt,
         recipients,
-        object: { key, bytes: writer.bytes, sha256: writer.sha256! },
+        object: { key, ...produced.stored },
         rawBytes: produced.rawBytes,
         postgres: { ...facts, timeline: label.timeline },
         startLsn: label.startLsn,
@@ -313,10 +301,9 @@ export function createBackupActivities(deps: BackupDeps) {
           const checked = await readBack(
             store,
             object,
-            { identity, algorithm },
+            { identity, algorithm, plan: deps.plan, env: deps.env },
             progress,
             ctx.cancellationSignal,
-            deps.env,
           );
           if (checked.content) {
             files += checked.content.files;
@@ -521,81 +508,79 @@ export function parseBackupLabel(text: string): {
 async function readBack(
   store: ObjectStore,
   object: StoredObjectRef,
-  { identity, algorithm }: { identity: string | undefined; algorithm: FileChecksumAlgorithm },
+  check: { identity: string | undefined; algorithm: FileChecksumAlgorithm; plan: Plan; env: Environment },
   progress: VerifyProgress,
   cancelled: AbortSignal,
-  env: Environment,
 ): Promise<{ content?: ContentCheck }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done: TransformCallback) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      progress.verifiedBytes += chunk.length;
-      done(null, identity ? chunk : undefined);
-    },
-  });
+  const read = check.identity
+    ? await readBackInThread(object, { ...check, identity: check.identity }, progress, cancelled)
+    : await readBackHere(store, object, progress, cancelled);
+  if (read.bytes !== object.bytes || read.sha256 !== object.sha256)
+    throw new LifeboatError(
+      'IntegrityError',
+      `${object.key} read back as ${read.bytes} bytes with sha256 ${read.sha256}; ${object.bytes} bytes with sha256 ${object.sha256} were written`,
+    );
+  return { content: read.content };
+}
+
+/** Without the identity: the stored bytes only, read here. */
+async function readBackHere(
+  store: ObjectStore,
+  object: StoredObjectRef,
+  progress: VerifyProgress,
+  cancelled: AbortSignal,
+): Promise<{ bytes: number; sha256: string; content?: undefined }> {
   let body;
   try {
     body = await store.getStream(object.key);
   } catch (err) {
     throw storageError(err, `reading ${object.key} back`);
   }
-  let content: ContentCheck | undefined;
-  if (!identity) {
-    await pipeline(body, tap, new Writable({ write: (_c, _e, done) => done() }), { signal: cancelled });
-  } else {
-    const thread = runInThread<ContentCheckTaskOptions, ContentCheck>(CONTENT_CHECK_TASK, {
-      identity,
-      zstd: zstdBinary(env),
-      algorithm,
-      key: object.key,
-    });
-    const tasks = [pipeline(body, tap, thread.input, { signal: cancelled }), thread.result] as const;
-    try {
-      [, content] = await Promise.all(tasks);
-    } catch (err) {
-      thread.abort(err);
-      await Promise.allSettled(tasks);
-      if (err instanceof LifeboatError) throw err;
-      if (cancelled.aborted) throw cancelledFailure(cancelled.reason);
-      throw new LifeboatError('IntegrityError', `${object.key} does not open: ${(err as Error).message}`);
-    }
-  }
-  const sha256 = hash.digest('hex');
-  if (bytes !== object.bytes || sha256 !== object.sha256)
-    throw new LifeboatError(
-      'IntegrityError',
-      `${object.key} read back as ${bytes} bytes with sha256 ${sha256}; ${object.bytes} bytes with sha256 ${object.sha256} were written`,
-    );
-  return { content };
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      progress.verifiedBytes += chunk.length;
+      done();
+    },
+  });
+  await pipeline(body, sink, { signal: cancelled });
+  return { bytes, sha256: hash.digest('hex') };
 }
 
-/** A storage failure as a typed error: refused credentials are final, the rest may pass. */
-function storageError(err: unknown, what: string): LifeboatError {
-  if (err instanceof LifeboatError) return err;
-  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  const name = (err as { name?: string }).name;
-  if (
-    status === 403 ||
-    name === 'AccessDenied' ||
-    name === 'InvalidAccessKeyId' ||
-    name === 'SignatureDoesNotMatch'
-  )
-    return new LifeboatError('AccessDenied', `${what}: ${describeAwsError(err)}`);
-  if (name === 'NoSuchBucket' || (status === 404 && /bucket/i.test(what)))
-    return new LifeboatError('InvalidInput', `${what}: the bucket does not exist (${describeAwsError(err)})`);
-  return new LifeboatError('Unreachable', `${what}: ${describeAwsError(err)}`);
+/** With the identity: read, decrypted, decompressed and checked file by file in a pipeline thread. */
+async function readBackInThread(
+  object: StoredObjectRef,
+  check: { identity: string; algorithm: FileChecksumAlgorithm; plan: Plan; env: Environment },
+  progress: VerifyProgress,
+  cancelled: AbortSignal,
+): Promise<ContentCheckTaskResult> {
+  const thread = runInThread<ContentCheckTaskOptions, ContentCheckTaskResult, number>(CONTENT_CHECK_TASK, {
+    identity: check.identity,
+    zstd: zstdBinary(check.env),
+    algorithm: check.algorithm,
+    key: object.key,
+    source: { plan: check.plan, env: { ...check.env } },
+  });
+  const before = progress.verifiedBytes;
+  const beat = setInterval(() => (progress.verifiedBytes = before + (thread.progress() ?? 0)), 250);
+  const onCancel = () => thread.abort(cancelled.reason);
+  cancelled.addEventListener('abort', onCancel);
+  try {
+    return await thread.result;
+  } catch (err) {
+    if (err instanceof LifeboatError) throw err;
+    if (cancelled.aborted) throw cancelledFailure(cancelled.reason);
+    throw new LifeboatError('IntegrityError', `${object.key} does not open: ${(err as Error).message}`);
+  } finally {
+    clearInterval(beat);
+    cancelled.removeEventListener('abort', onCancel);
+    progress.verifiedBytes = before + (thread.progress() ?? 0);
+  }
 }
 
 function cancelledFailure(reason: unknown): CancelledFailure {
   return reason instanceof CancelledFailure ? reason : new CancelledFailure(String(reason));
-}
-
-/** What went wrong while streaming: the pipeline thread's typed errors, or the upload's. */
-function streamError(err: unknown): Error {
-  if (err instanceof LifeboatError || err instanceof ToolError) return err;
-  if ((err as { $metadata?: unknown }).$metadata) return storageError(err, 'uploading the base backup');
-  return err as Error;
 }

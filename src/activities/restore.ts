@@ -8,8 +8,6 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import { Context, log } from '@temporalio/activity';
 import { LifeboatError } from '../domain/errors.ts';
@@ -214,30 +212,27 @@ export function createRestoreActivities(deps: RestoreDeps) {
       const source = await locate(sources, base.key);
       if (source.skipped.length)
         log.warn(`${base.key}: read from the ${source.name} location (${source.skipped.join('; ')})`);
-      const body = await source.store.getStream(base.key);
-      const countIn = counter((n) => (progress.storedBytes += n));
       // zstd writes straight into tar: the restored bytes (the most of the whole chain) never pass
       // through this process, which has the download and the decryption to do. tar counts them.
       // 1 MiB records, filled from the pipe (-B): tar's default 10 KiB records made 150 000 reads
       // and as many writes for a 1.5 GB restore, a second of system time on two cores.
       const [cmd, args] = asUser('tar', ['--totals', '-x', '-b', '2048', '-B', '-f', '-', '-C', dataDir]);
-      const thread = runInThread<ExtractTaskOptions, ExtractTaskResult>(EXTRACT_TASK, {
+      const thread = runInThread<ExtractTaskOptions, ExtractTaskResult, number>(EXTRACT_TASK, {
         identity,
         zstd: deps.env.LIFEBOAT_ZSTD ?? 'zstd',
         tar: { command: cmd, args },
+        source: { location: deps.plan.storage[source.name]!, env: { ...deps.env }, key: base.key },
       });
-      const abort = new AbortController();
-      const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
-      const onCancel = () => abort.abort(new Error('cancelled'));
+      const beat = setInterval(() => {
+        progress.storedBytes = thread.progress() ?? 0;
+        ctx.heartbeat(progress);
+      }, HEARTBEAT_EVERY_MS);
+      const onCancel = () => thread.abort(new Error('cancelled'));
       ctx.cancellationSignal.addEventListener('abort', onCancel);
-      const tasks = [pipeline(body, countIn, thread.input, { signal: abort.signal }), thread.result] as const;
       let tarStderr: string;
       try {
-        [, { tarStderr }] = await Promise.all(tasks);
+        ({ tarStderr, storedBytes: progress.storedBytes } = await thread.result);
       } catch (err) {
-        abort.abort(err);
-        thread.abort(err);
-        await Promise.allSettled(tasks);
         throw new LifeboatError('Unreachable', `downloading ${base.key}: ${(err as Error).message}`);
       } finally {
         clearInterval(beat);
@@ -657,24 +652,6 @@ function readRestoreCommand(dataDir: string): string {
   return m ? m[1]!.replace(/''/g, "'") : '';
 }
 
-/** The last `lines` lines of a text file (0: all of it), or '' when it cannot be read. */
-function tail(file: string, lines = 15): string {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-function counter(add: (n: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, done: TransformCallback) {
-      add(chunk.length);
-      done(null, chunk);
-    },
-  });
-}
-
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
@@ -690,4 +667,13 @@ async function freePort(): Promise<number> {
 export function behindBy(end: string, lsn: string): string {
   const d = lsnDistance(end, lsn);
   return d === 0 ? 'at the end of the archive' : `${d} bytes before the end of the archive`;
+}
+
+/** The last `lines` lines of a text file (0: all of it), or '' when it cannot be read. */
+function tail(file: string, lines = 15): string {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
 }

@@ -1,21 +1,19 @@
 // A pipeline-thread task for test/activities/pipeline/in-thread.test.ts; `options.mode` picks what
-// it does: echo its input (counting bytes), fail with a typed error, or run `sleep` until aborted.
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+// it does: count with progress, fail with a typed error, or run `sleep` until aborted.
 import { LifeboatError } from '../../src/domain/errors.ts';
 import { startTool, ToolError } from '../../src/activities/pipeline/child.ts';
 import type { ThreadTask } from '../../src/activities/pipeline/in-thread.ts';
 
 export interface TestTaskOptions {
-  mode: 'echo' | 'lifeboat-error' | 'tool-error' | 'sleep';
+  mode: 'count' | 'lifeboat-error' | 'tool-error' | 'sleep';
+  upTo?: number;
 }
 
 export const run: ThreadTask<
   TestTaskOptions,
-  { bytes: number; sha256: string; pid?: number },
+  { counted: number; wal: Map<string, number> },
   number
-> = async ({ options, input, output, signal, report }) => {
+> = async ({ options, signal, report }) => {
   if (options.mode === 'lifeboat-error')
     throw new LifeboatError('IntegrityError', 'base/1/1259: CRC32C differs');
   if (options.mode === 'tool-error')
@@ -23,21 +21,11 @@ export const run: ThreadTask<
   if (options.mode === 'sleep') {
     const sleep = startTool('sleep', 'sleep', ['30'], { stdio: 'ignore' });
     report(sleep.child.pid!);
-    const killed = () => sleep.kill();
-    signal.addEventListener('abort', killed);
+    signal.addEventListener('abort', () => sleep.kill());
     await sleep.done.catch(() => undefined);
     throw signal.reason;
   }
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      report(bytes);
-      done(null, chunk);
-    },
-  });
-  await pipeline(input, count, output, { signal });
-  return { bytes, sha256: hash.digest('hex') };
+  let counted = 0;
+  for (; counted < (options.upTo ?? 0); counted++) report(counted + 1);
+  return { counted, wal: new Map([['000000010000000000000002', 16 << 20]]) };
 };
