@@ -3,9 +3,6 @@
 // pg_basebackup against that server); the others touch only storage and run anywhere.
 import fs from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
-import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import {
@@ -299,7 +296,6 @@ export function createBackupActivities(deps: BackupDeps) {
               `${object.key} is ${head.size} bytes in storage, ${object.bytes} were written`,
             );
           const checked = await readBack(
-            store,
             object,
             { identity, algorithm, plan: deps.plan, env: deps.env },
             progress,
@@ -504,59 +500,16 @@ export function parseBackupLabel(text: string): {
   };
 }
 
-/** Streams an object back: sha256 and size; with an identity, the tar inside too. */
+/**
+ * Streams an object back in a pipeline thread: its sha256 and size; with the identity, also
+ * decrypted, decompressed and checked file by file.
+ */
 async function readBack(
-  store: ObjectStore,
   object: StoredObjectRef,
   check: { identity: string | undefined; algorithm: FileChecksumAlgorithm; plan: Plan; env: Environment },
   progress: VerifyProgress,
   cancelled: AbortSignal,
 ): Promise<{ content?: ContentCheck }> {
-  const read = check.identity
-    ? await readBackInThread(object, { ...check, identity: check.identity }, progress, cancelled)
-    : await readBackHere(store, object, progress, cancelled);
-  if (read.bytes !== object.bytes || read.sha256 !== object.sha256)
-    throw new LifeboatError(
-      'IntegrityError',
-      `${object.key} read back as ${read.bytes} bytes with sha256 ${read.sha256}; ${object.bytes} bytes with sha256 ${object.sha256} were written`,
-    );
-  return { content: read.content };
-}
-
-/** Without the identity: the stored bytes only, read here. */
-async function readBackHere(
-  store: ObjectStore,
-  object: StoredObjectRef,
-  progress: VerifyProgress,
-  cancelled: AbortSignal,
-): Promise<{ bytes: number; sha256: string; content?: undefined }> {
-  let body;
-  try {
-    body = await store.getStream(object.key);
-  } catch (err) {
-    throw storageError(err, `reading ${object.key} back`);
-  }
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      progress.verifiedBytes += chunk.length;
-      done();
-    },
-  });
-  await pipeline(body, sink, { signal: cancelled });
-  return { bytes, sha256: hash.digest('hex') };
-}
-
-/** With the identity: read, decrypted, decompressed and checked file by file in a pipeline thread. */
-async function readBackInThread(
-  object: StoredObjectRef,
-  check: { identity: string; algorithm: FileChecksumAlgorithm; plan: Plan; env: Environment },
-  progress: VerifyProgress,
-  cancelled: AbortSignal,
-): Promise<ContentCheckTaskResult> {
   const thread = runInThread<ContentCheckTaskOptions, ContentCheckTaskResult, number>(CONTENT_CHECK_TASK, {
     identity: check.identity,
     zstd: zstdBinary(check.env),
@@ -568,8 +521,9 @@ async function readBackInThread(
   const beat = setInterval(() => (progress.verifiedBytes = before + (thread.progress() ?? 0)), 250);
   const onCancel = () => thread.abort(cancelled.reason);
   cancelled.addEventListener('abort', onCancel);
+  let read: ContentCheckTaskResult;
   try {
-    return await thread.result;
+    read = await thread.result;
   } catch (err) {
     if (err instanceof LifeboatError) throw err;
     if (cancelled.aborted) throw cancelledFailure(cancelled.reason);
@@ -579,6 +533,12 @@ async function readBackInThread(
     cancelled.removeEventListener('abort', onCancel);
     progress.verifiedBytes = before + (thread.progress() ?? 0);
   }
+  if (read.bytes !== object.bytes || read.sha256 !== object.sha256)
+    throw new LifeboatError(
+      'IntegrityError',
+      `${object.key} read back as ${read.bytes} bytes with sha256 ${read.sha256}; ${object.bytes} bytes with sha256 ${object.sha256} were written`,
+    );
+  return { content: read.content };
 }
 
 function cancelledFailure(reason: unknown): CancelledFailure {

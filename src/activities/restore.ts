@@ -221,7 +221,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
         identity,
         zstd: deps.env.LIFEBOAT_ZSTD ?? 'zstd',
         tar: { command: cmd, args },
-        source: { location: deps.plan.storage[source.name]!, env: { ...deps.env }, key: base.key },
+        source: { plan: deps.plan, env: { ...deps.env }, location: source.name, key: base.key },
       });
       const beat = setInterval(() => {
         progress.storedBytes = thread.progress() ?? 0;

@@ -1,9 +1,9 @@
 // Storage activities: the plan's buckets, through the object-store port.
 import type { Finding } from '../domain/doctor.ts';
 import { doctorProbeKey } from '../domain/naming.ts';
-import type { ObjectStore } from './ports/object-store.ts';
+import type { ObjectStore, StorageLocationName } from './ports/object-store.ts';
 
-export type StorageLocationName = 'primary' | 'secondary';
+export type { StorageLocationName };
 
 export function createStorageActivities(deps: { stores: Partial<Record<StorageLocationName, ObjectStore>> }) {
   return {

@@ -6,10 +6,10 @@
 import os from 'node:os';
 import { readCatalog } from '../activities/catalog.ts';
 import { readHoldEvents } from '../activities/retention.ts';
-import { createObjectStore } from '../activities/ports/object-store.ts';
+import { planStore } from '../activities/ports/object-store.ts';
 import { copyObject } from '../activities/replicate.ts';
 import { describeAwsError } from '../activities/storage.ts';
-import { policyStorageClass, repository } from '../domain/repository.ts';
+import { repository } from '../domain/repository.ts';
 import { activeHolds, type LegalHoldEvent } from '../domain/retention.ts';
 import { parseCommandArgs } from './args.ts';
 import { envFilesInto, loadEnvFiles, loadPlanInto } from './plan-args.ts';
@@ -52,8 +52,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   loadEnvFiles(envFiles);
 
-  const storageClassOf = policyStorageClass(plan);
-  const store = createObjectStore(plan.storage.primary, process.env, { storageClassOf });
+  const store = planStore(plan, process.env, 'primary');
   try {
     const catalog = await readCatalog(store, database);
     if (!catalog.entries.some((e) => e.id === backup)) {
@@ -84,7 +83,7 @@ export async function run(argv: string[]): Promise<number> {
     const secondary = plan.storage.secondary;
     if (secondary)
       try {
-        await copyObject(store, createObjectStore(secondary, process.env, { storageClassOf }), key);
+        await copyObject(store, planStore(plan, process.env, 'secondary'), key);
       } catch (err) {
         printError(
           `${key} is on ${plan.storage.primary.url}, but copying it to ${secondary.url} failed: ${err instanceof Error && !('$metadata' in err) ? err.message : describeAwsError(err)}`,

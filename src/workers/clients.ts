@@ -4,13 +4,11 @@ import type { ActivityDeps } from '../activities/index.ts';
 import { createDnsZone } from '../activities/ports/dns-zone.ts';
 import type { Environment } from '../activities/ports/environment.ts';
 import { createKubernetesCluster, type KubernetesCluster } from '../activities/ports/kubernetes-cluster.ts';
-import { createObjectStore } from '../activities/ports/object-store.ts';
+import { planStore } from '../activities/ports/object-store.ts';
 import type { Plan } from '../domain/plan.ts';
-import { policyStorageClass } from '../domain/repository.ts';
 
 export function buildActivityDeps(plan: Plan, env: Environment): ActivityDeps {
   const clusters: Record<string, KubernetesCluster> = {};
-  const storageClassOf = policyStorageClass(plan);
   for (const [region, r] of Object.entries(plan.regions))
     if (r.kubernetes)
       clusters[region] = createKubernetesCluster(r.kubernetes.kubeconfig, r.kubernetes.context);
@@ -18,10 +16,8 @@ export function buildActivityDeps(plan: Plan, env: Environment): ActivityDeps {
     plan,
     env,
     stores: {
-      primary: createObjectStore(plan.storage.primary, env, { storageClassOf }),
-      ...(plan.storage.secondary
-        ? { secondary: createObjectStore(plan.storage.secondary, env, { storageClassOf }) }
-        : {}),
+      primary: planStore(plan, env, 'primary'),
+      ...(plan.storage.secondary ? { secondary: planStore(plan, env, 'secondary') } : {}),
     },
     zone: plan.dns ? createDnsZone(plan.dns, env) : undefined,
     clusters,

@@ -13,19 +13,20 @@ export const run: ThreadTask<
   TestTaskOptions,
   { counted: number; wal: Map<string, number> },
   number
-> = async ({ options, signal, report }) => {
+> = async ({ options, signal, progressFrom }) => {
   if (options.mode === 'lifeboat-error')
     throw new LifeboatError('IntegrityError', 'base/1/1259: CRC32C differs');
   if (options.mode === 'tool-error')
     throw new ToolError('zstd', 'zstd exited with 1: bad frame', 'bad frame');
   if (options.mode === 'sleep') {
     const sleep = startTool('sleep', 'sleep', ['30'], { stdio: 'ignore' });
-    report(sleep.child.pid!);
+    progressFrom(() => sleep.child.pid!);
     signal.addEventListener('abort', () => sleep.kill());
     await sleep.done.catch(() => undefined);
     throw signal.reason;
   }
   let counted = 0;
-  for (; counted < (options.upTo ?? 0); counted++) report(counted + 1);
+  progressFrom(() => counted);
+  for (; counted < (options.upTo ?? 0); counted++) await Promise.resolve();
   return { counted, wal: new Map([['000000010000000000000002', 16 << 20]]) };
 };

@@ -6,9 +6,8 @@
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../../domain/errors.ts';
 import type { Plan } from '../../domain/plan.ts';
-import { policyStorageClass } from '../../domain/repository.ts';
 import type { Environment } from '../ports/environment.ts';
-import { createObjectStore } from '../ports/object-store.ts';
+import { planStore } from '../ports/object-store.ts';
 import { storageError } from '../storage-error.ts';
 import { createAgeEncryptor } from './age.ts';
 import { allOrKill, startTool, ToolError, type Tool } from './child.ts';
@@ -44,15 +43,14 @@ export interface BaseBackupTaskResult {
 }
 
 const PROGRESS_LINE = /^\s*\d+\/\d+ kB \(\d+%\)/;
-const REPORT_EVERY_MS = 500;
 
 export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBackupTaskProgress> = async ({
   options,
   signal,
-  report,
+  progressFrom,
 }) => {
   const { plan, env, key, uploadId, firstPartBytes } = options.upload;
-  const store = createObjectStore(plan.storage.primary, env, { storageClassOf: policyStorageClass(plan) });
+  const store = planStore(plan, env, 'primary');
   let estimatedRawBytes: number | undefined;
   const pgbb = startTool('pg_basebackup', options.pgBasebackup.command, options.pgBasebackup.args, {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -81,13 +79,12 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
     firstPartBytes,
     beforeComplete: () => producerOk,
   });
-  const progress = (): BaseBackupTaskProgress => ({
+  progressFrom(() => ({
     rawBytes: observer.bytes,
     estimatedRawBytes,
     storedBytes: writer.bytes,
     partsUploaded: writer.partsUploaded,
-  });
-  const beat = setInterval(() => report(progress()), REPORT_EVERY_MS);
+  }));
   try {
     await allOrKill(
       [
@@ -100,10 +97,7 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
     );
   } catch (err) {
     throw signal.aborted ? err : pipelineError(err, pgbb);
-  } finally {
-    clearInterval(beat);
   }
-  report(progress());
   return {
     rawBytes: observer.bytes,
     firstByteAt: observer.firstByteAt,

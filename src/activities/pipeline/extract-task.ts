@@ -5,9 +5,9 @@
 // never enter this process at all.
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { StorageLocation } from '../../domain/plan.ts';
+import type { Plan } from '../../domain/plan.ts';
 import type { Environment } from '../ports/environment.ts';
-import { createObjectStore } from '../ports/object-store.ts';
+import { planStore, type StorageLocationName } from '../ports/object-store.ts';
 import { createAgeDecryptor, identitiesFromText } from './age.ts';
 import { allOrKill, startTool } from './child.ts';
 import type { ThreadTask } from './in-thread.ts';
@@ -18,8 +18,8 @@ export interface ExtractTaskOptions {
   zstd: string;
   /** `tar x` into the data directory, as the PostgreSQL OS user. */
   tar: { command: string; args: string[] };
-  /** The object and the storage location that holds it. */
-  source: { location: StorageLocation; env: Environment; key: string };
+  /** The object and the plan's storage location that holds it. */
+  source: { plan: Plan; env: Environment; location: StorageLocationName; key: string };
 }
 
 export interface ExtractTaskResult {
@@ -29,17 +29,16 @@ export interface ExtractTaskResult {
   storedBytes: number;
 }
 
-const REPORT_EVERY_MS = 500;
-
 /** Progress: bytes downloaded so far. */
 export const run: ThreadTask<ExtractTaskOptions, ExtractTaskResult, number> = async ({
   options,
   signal,
-  report,
+  progressFrom,
 }) => {
-  const store = createObjectStore(options.source.location, options.source.env);
-  const body = await store.getStream(options.source.key);
+  const { plan, env, location, key } = options.source;
+  const body = await planStore(plan, env, location).getStream(key);
   let storedBytes = 0;
+  progressFrom(() => storedBytes);
   const count = new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
       storedBytes += chunk.length;
@@ -57,21 +56,16 @@ export const run: ThreadTask<ExtractTaskOptions, ExtractTaskResult, number> = as
   // tar holds its own copy of the pipe; with ours closed, a tar that stops early makes zstd
   // fail on its next write instead of blocking on a pipe nobody reads.
   zstd.child.stdout!.destroy();
-  const beat = setInterval(() => report(storedBytes), REPORT_EVERY_MS);
-  try {
-    await allOrKill(
-      [
-        pipeline(body, count, createAgeDecryptor(identitiesFromText(options.identity)), zstd.child.stdin!, {
-          signal,
-        }),
-        zstd.done,
-        tar.done,
-      ],
-      [zstd, tar],
-      signal,
-    );
-  } finally {
-    clearInterval(beat);
-  }
+  await allOrKill(
+    [
+      pipeline(body, count, createAgeDecryptor(identitiesFromText(options.identity)), zstd.child.stdin!, {
+        signal,
+      }),
+      zstd.done,
+      tar.done,
+    ],
+    [zstd, tar],
+    signal,
+  );
   return { tarStderr, storedBytes };
 };

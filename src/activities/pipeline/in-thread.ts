@@ -11,7 +11,11 @@ export type ThreadTask<O, R, P> = (ctx: {
   options: O;
   /** Aborted by ThreadRun.abort, with its reason: the task ends its tools and fails. */
   signal: AbortSignal;
-  report: (progress: P) => void;
+  /**
+   * Says where the task's progress is read: the host reads it every quarter second and once more
+   * when the task ends, and posts it to ThreadRun.progress.
+   */
+  progressFrom: (current: () => P) => void;
 }) => Promise<R>;
 
 export interface ThreadRun<R, P> {

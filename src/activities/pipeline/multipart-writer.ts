@@ -18,7 +18,6 @@ export interface MultipartWriterOptions {
   concurrency?: number;
   /** Tries per part: a part is in memory, so a transient S3 error costs one part, not the backup. */
   partTries?: number;
-  onPart?: (partNumber: number, bytes: number) => void;
   /**
    * Awaited before the upload is completed; a rejection aborts it instead. The producer's exit
    * status goes here: a stream that merely ended (a crashed pg_basebackup closes its stdout too)
@@ -33,8 +32,8 @@ export class MultipartWriter extends Writable {
   sha256: string | undefined;
   completed = false;
   private readonly hash = createHash('sha256');
-  private readonly opts: Required<Omit<MultipartWriterOptions, 'onPart' | 'beforeComplete'>> &
-    Pick<MultipartWriterOptions, 'onPart' | 'beforeComplete'>;
+  private readonly opts: Required<Omit<MultipartWriterOptions, 'beforeComplete'>> &
+    Pick<MultipartWriterOptions, 'beforeComplete'>;
   private filling: Buffer[] = [];
   private fillingBytes = 0;
   private nextPart = 1;
@@ -98,7 +97,6 @@ export class MultipartWriter extends Writable {
       (etag) => {
         this.parts.push({ partNumber, etag });
         this.partsUploaded++;
-        this.opts.onPart?.(partNumber, body.length);
       },
       (err: Error) => {
         this.failure ??= err;

@@ -12,16 +12,22 @@ port.on('message', (m: ThreadMessage) => {
   if (m.t === 'abort') abort.abort(deserializeError(m.error));
 });
 
+const REPORT_EVERY_MS = 250;
+let current: (() => unknown) | undefined;
+const report = () => {
+  if (current) post({ t: 'progress', value: current() });
+};
+const beat = setInterval(report, REPORT_EVERY_MS);
+
 try {
   const task = (await import(module)) as { run: ThreadTask<unknown, unknown, unknown> };
-  const value = await task.run({
-    options,
-    signal: abort.signal,
-    report: (progress) => post({ t: 'progress', value: progress }),
-  });
+  const value = await task.run({ options, signal: abort.signal, progressFrom: (read) => (current = read) });
+  report();
   post({ t: 'result', value });
 } catch (err) {
+  report();
   post({ t: 'error', error: serializeError(err) });
 } finally {
+  clearInterval(beat);
   port.close();
 }

@@ -21,7 +21,8 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { parseDuration } from '../../domain/duration.ts';
 import { joinKey, parseS3Url } from '../../domain/naming.ts';
-import type { StorageLocation } from '../../domain/plan.ts';
+import type { Plan, StorageLocation } from '../../domain/plan.ts';
+import { policyStorageClass } from '../../domain/repository.ts';
 import { requireEnv, type Environment } from './environment.ts';
 
 export interface ObjectStore {
@@ -119,6 +120,20 @@ export interface ObjectStoreOptions {
    * location.storageClass where it gives none. The plan's backup policies set one per database.
    */
   storageClassOf?: (key: string) => string | undefined;
+}
+
+/** The plan's storage locations: the primary, and the optional second copy (3-2-1). */
+export type StorageLocationName = 'primary' | 'secondary';
+
+/**
+ * The store of one of the plan's storage locations, writing each database's objects with the
+ * storage class its backup policy names. The worker, its pipeline threads and the CLI all build
+ * their stores here, so an object is written the same way whichever of them writes it.
+ */
+export function planStore(plan: Plan, env: Environment, location: StorageLocationName): ObjectStore {
+  const at = plan.storage[location];
+  if (!at) throw new Error(`the plan has no ${location} storage location`);
+  return createObjectStore(at, env, { storageClassOf: policyStorageClass(plan) });
 }
 
 export function createObjectStore(

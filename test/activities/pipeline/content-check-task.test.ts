@@ -1,0 +1,91 @@
+// Verification's read-back in its pipeline thread, against the stack's real S3 server: a stored
+// backup object (tar → zstd → age) read back with its sha256 and size, opened and checked file by
+// file when the worker has the age identity, only hashed when it has not; a changed byte shows.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { after, before, describe, it } from 'node:test';
+import type {
+  ContentCheckTaskOptions,
+  ContentCheckTaskResult,
+} from '../../../src/activities/pipeline/content-check-task.ts';
+import { createAgeEncryptor, recipientOf } from '../../../src/activities/pipeline/age.ts';
+import { runInThread } from '../../../src/activities/pipeline/in-thread.ts';
+import { planStore, type ObjectStore } from '../../../src/activities/ports/object-store.ts';
+import type { LifeboatError } from '../../../src/domain/errors.ts';
+import { backupManifest, baseTar, FILES, SEGMENT } from '../../support/base-tar.ts';
+import { ensureStack, type TestStack } from '../../support/stack.ts';
+
+const TASK = new URL('../../../src/activities/pipeline/content-check-task.ts', import.meta.url);
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('content check task (read-back in a pipeline thread)', () => {
+  let stack: TestStack;
+  let store: ObjectStore;
+  let identity: string;
+  let stored: Buffer;
+  const folder = `test/content-check-task/${Date.now()}/`;
+  const good = `${folder}base.tar.zst.age`;
+  const flipped = `${folder}flipped.tar.zst.age`;
+
+  const readBack = (key: string, withIdentity: boolean) =>
+    runInThread<ContentCheckTaskOptions, ContentCheckTaskResult, number>(TASK, {
+      identity: withIdentity ? identity : undefined,
+      zstd: 'zstd',
+      algorithm: 'CRC32C',
+      key,
+      source: { plan: stack.plan, env: { ...stack.env } },
+    });
+
+  before(async () => {
+    stack = await ensureStack();
+    store = planStore(stack.plan, stack.env, 'primary');
+    identity = stack.env[stack.plan.storage.encryption.identityEnv]!;
+    const zst = execFileSync('zstd', ['-3', '-q', '-c'], {
+      input: baseTar(FILES, backupManifest('CRC32C', FILES)),
+    });
+    stored = await buffer(Readable.from([zst]).pipe(createAgeEncryptor([recipientOf(identity)])));
+    await store.put(good, stored);
+    // One byte of the payload changed, far from the header: only the chunk's tag can tell.
+    const changed = Buffer.from(stored);
+    changed[changed.length - 20]! ^= 1;
+    await store.put(flipped, changed);
+  });
+
+  after(async () => {
+    for (const o of await store.list(folder)) await store.delete(o.key);
+  });
+
+  it('with the identity: the stored size and sha256, and every file checked against backup_manifest', async () => {
+    const run = readBack(good, true);
+    const result = await run.result;
+    assert.equal(result.bytes, stored.length);
+    assert.equal(result.sha256, sha256(stored));
+    assert.equal(result.content?.files, Object.keys(FILES).length);
+    assert.deepEqual([...result.content!.wal], [[SEGMENT, 1024]]);
+    assert.equal(run.progress(), stored.length);
+  });
+
+  it('without the identity: the stored size and sha256 only, nothing opened', async () => {
+    const result = await readBack(good, false).result;
+    assert.equal(result.bytes, stored.length);
+    assert.equal(result.sha256, sha256(stored));
+    assert.equal(result.content, undefined);
+  });
+
+  it('a changed byte: a sha256 other than what was written, and with the identity it does not open', async () => {
+    const hashed = await readBack(flipped, false).result;
+    assert.equal(hashed.bytes, stored.length);
+    assert.notEqual(hashed.sha256, sha256(stored));
+    await assert.rejects(readBack(flipped, true).result, /age payload failed authentication/);
+  });
+
+  it('a missing object: a storage error naming the key', async () => {
+    await assert.rejects(readBack(`${folder}missing`, false).result, (err: LifeboatError) => {
+      assert.match(err.message, new RegExp(`reading ${folder}missing back`));
+      return true;
+    });
+  });
+});
