@@ -64,7 +64,7 @@ describe('content check task (read-back in a pipeline thread)', () => {
     assert.equal(result.bytes, stored.length);
     assert.equal(result.sha256, sha256(stored));
     assert.equal(result.content?.files, Object.keys(FILES).length);
-    assert.deepEqual([...result.content!.wal], [[SEGMENT, 1024]]);
+    assert.deepEqual([...result.content.wal], [[SEGMENT, 1024]]);
     assert.equal(run.progress(), stored.length);
   });
 
