@@ -11,6 +11,7 @@ import {
   type CleanUpResult,
   type FullBackupOptions,
   type StoredObjectRef,
+  type StreamCheck,
   type StreamProgress,
   type VerificationResult,
   type VerifyProgress,
@@ -169,6 +170,7 @@ export function createBackupActivities(deps: BackupDeps) {
             args: [`-${COMPRESSION_LEVEL}`, `-T${ZSTD_THREADS}`, '-q', '-c'],
           },
           recipients,
+          algorithm: FILE_CHECKSUMS,
           upload: {
             plan: deps.plan,
             env: { ...deps.env },
@@ -212,6 +214,7 @@ export function createBackupActivities(deps: BackupDeps) {
         label: label.label,
         postgresManifest: { checksum: pgManifest.checksum, files: pgManifest.files },
         fileChecksums: FILE_CHECKSUMS,
+        streamCheck: produced.streamCheck,
         timings: {
           checkpointMs: (produced.firstByteAt ?? started) - started,
           streamMs: Date.now() - started,
@@ -252,8 +255,10 @@ export function createBackupActivities(deps: BackupDeps) {
 
     /**
      * Reads every stored object back: size and sha256 against what the upload computed. With the
-     * age identity in this worker's environment, also opens the base backup and checks every file
-     * against PostgreSQL's backup_manifest and that the WAL from start to stop is inside.
+     * age identity in this worker's environment, also opens it: decrypted and decompressed, and
+     * when its files were not checked as they streamed (a result from before that), every file
+     * checked here against PostgreSQL's backup_manifest. Either way the WAL from start to stop
+     * must be inside.
      */
     async verifyBackup(input: {
       objects: StoredObjectRef[];
@@ -263,6 +268,8 @@ export function createBackupActivities(deps: BackupDeps) {
       walSegmentSize: number;
       /** backup_manifest's per-file algorithm; absent: SHA256, what streams used before it was passed. */
       fileChecksums?: string;
+      /** The base backup's files as checked while it streamed; absent: checked here. */
+      streamCheck?: StreamCheck;
     }): Promise<VerificationResult> {
       const ctx = Context.current();
       const store = primaryStore();
@@ -279,8 +286,31 @@ export function createBackupActivities(deps: BackupDeps) {
         totalBytes: input.objects.reduce((n, o) => n + o.bytes, 0),
       };
       const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
+      const inside = input.streamCheck ? 'zstd-checksum' : 'files';
+      const expectedWal = walSegmentsBetween(
+        input.timeline,
+        input.startLsn,
+        input.stopLsn,
+        input.walSegmentSize,
+      );
+      const walPresent = (key: string, wal: ReadonlyMap<string, number>) => {
+        const missing = expectedWal.filter((s) => wal.get(s) !== input.walSegmentSize);
+        if (missing.length)
+          throw new LifeboatError(
+            'IntegrityError',
+            `${key} lacks WAL the backup needs: ${missing.join(', ')} (missing or not ${input.walSegmentSize} bytes)`,
+          );
+        return expectedWal.length;
+      };
       let files = 0;
       let walSegments = 0;
+      if (input.streamCheck) {
+        files = input.streamCheck.files;
+        walSegments = walPresent(
+          input.objects[0]?.key ?? 'the base backup',
+          new Map(Object.entries(input.streamCheck.walSegments)),
+        );
+      }
       try {
         for (const object of input.objects) {
           let head;
@@ -297,44 +327,38 @@ export function createBackupActivities(deps: BackupDeps) {
             );
           const checked = await readBack(
             object,
-            { identity, algorithm, plan: deps.plan, env: deps.env },
+            { identity, inside, algorithm, plan: deps.plan, env: deps.env },
             progress,
             ctx.cancellationSignal,
           );
           if (checked.content) {
             files += checked.content.files;
-            const expected = walSegmentsBetween(
-              input.timeline,
-              input.startLsn,
-              input.stopLsn,
-              input.walSegmentSize,
-            );
-            const missing = expected.filter((s) => checked.content!.wal.get(s) !== input.walSegmentSize);
-            if (missing.length)
-              throw new LifeboatError(
-                'IntegrityError',
-                `${object.key} lacks WAL the backup needs: ${missing.join(', ')} (missing or not ${input.walSegmentSize} bytes)`,
-              );
-            walSegments += expected.length;
+            walSegments += walPresent(object.key, checked.content.wal);
           }
         }
       } finally {
         clearInterval(beat);
       }
       const mb = (progress.totalBytes / MiB).toFixed(1);
-      return identity
-        ? {
-            method: 'content',
-            verifiedBytes: progress.verifiedBytes,
-            files,
-            walSegments,
-            detail: `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted, decompressed, ${files} files match backup_manifest, ${walSegments} WAL segment(s) from ${input.startLsn} to ${input.stopLsn} present`,
-          }
-        : {
-            method: 'checksums',
-            verifiedBytes: progress.verifiedBytes,
-            detail: `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match (content not opened: ${identityEnv} is not set on this worker)`,
-          };
+      const filesChecked = input.streamCheck
+        ? `${files} files matched backup_manifest as they streamed, ${walSegments} WAL segment(s) from ${input.startLsn} to ${input.stopLsn} present`
+        : `${files} files match backup_manifest, ${walSegments} WAL segment(s) from ${input.startLsn} to ${input.stopLsn} present`;
+      if (identity)
+        return {
+          method: 'content',
+          verifiedBytes: progress.verifiedBytes,
+          files,
+          walSegments,
+          detail: input.streamCheck
+            ? `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted, decompressed with zstd's checksum of the tar matching; ${filesChecked}`
+            : `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted, decompressed, ${filesChecked}`,
+        };
+      return {
+        method: 'checksums',
+        verifiedBytes: progress.verifiedBytes,
+        ...(input.streamCheck ? { files, walSegments } : {}),
+        detail: `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match${input.streamCheck ? `; ${filesChecked}` : ''} (not opened: ${identityEnv} is not set on this worker)`,
+      };
     },
 
     /** The database's catalog, from its manifests (oldest first). */
@@ -506,12 +530,19 @@ export function parseBackupLabel(text: string): {
  */
 async function readBack(
   object: StoredObjectRef,
-  check: { identity: string | undefined; algorithm: FileChecksumAlgorithm; plan: Plan; env: Environment },
+  check: {
+    identity: string | undefined;
+    inside: ContentCheckTaskOptions['inside'];
+    algorithm: FileChecksumAlgorithm;
+    plan: Plan;
+    env: Environment;
+  },
   progress: VerifyProgress,
   cancelled: AbortSignal,
 ): Promise<{ content?: ContentCheck }> {
   const thread = runInThread<ContentCheckTaskOptions, ContentCheckTaskResult, number>(CONTENT_CHECK_TASK, {
     identity: check.identity,
+    inside: check.inside,
     zstd: zstdBinary(check.env),
     algorithm: check.algorithm,
     key: object.key,

@@ -64,6 +64,8 @@ export interface ContentCheck {
  */
 export function contentChecker(algorithm: FileChecksumAlgorithm): {
   sink: Writable;
+  /** The next piece of the tar, for a caller that taps a stream rather than ends one (throws). */
+  push(chunk: Buffer): void;
   finish(key: string): ContentCheck;
 } {
   const seen = new Map<string, { size: number; checksum: string }>();
@@ -101,6 +103,7 @@ export function contentChecker(algorithm: FileChecksumAlgorithm): {
   });
   return {
     sink,
+    push: (chunk) => reader.push(chunk),
     finish(key: string): ContentCheck {
       if (!reader.ended) throw new LifeboatError('IntegrityError', `${key}: the tar inside ends early`);
       if (manifestBytes.length === 0)

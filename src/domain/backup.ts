@@ -115,7 +115,20 @@ export interface BaseBackupResult {
   postgresManifest: { checksum: string; files: number };
   /** backup_manifest's per-file checksum algorithm; absent in results from before it was recorded (SHA256). */
   fileChecksums?: string;
+  /**
+   * Every file of the tar checked against backup_manifest as it streamed, before the object was
+   * completed; absent in results from before the check was made there (verification then opens
+   * the tar and checks it itself).
+   */
+  streamCheck?: StreamCheck;
   timings: { checkpointMs: number; streamMs: number };
+}
+
+/** The tar's files checked against backup_manifest, and the WAL segments found in pg_wal/. */
+export interface StreamCheck {
+  files: number;
+  /** WAL segment name → size. */
+  walSegments: Record<string, number>;
 }
 
 export interface VerificationResult {

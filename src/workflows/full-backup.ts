@@ -169,6 +169,7 @@ export async function fullBackupWorkflow(
       stopLsn: base.stopLsn,
       walSegmentSize: base.postgres.walSegmentSize,
       fileChecksums: base.fileChecksums,
+      streamCheck: base.streamCheck,
     });
     const verifiedAt = new Date();
     const kubernetes = await exportKubernetes(plan, input.database, backupId);

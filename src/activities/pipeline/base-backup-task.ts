@@ -1,16 +1,21 @@
 // The data path of a full backup, run in a pipeline thread (in-thread.ts): pg_basebackup's tar,
-// read for backup_label and backup_manifest as it passes, into zstd, then age, then the S3
+// read for backup_label and backup_manifest and every file checked against backup_manifest as it
+// passes, into zstd, then age, then the S3
 // multipart upload the activity started, through a store of this thread's own built as the
 // worker builds its own. Neither the tar (1.5 GB on the benchmark) nor the ciphertext (270 MB)
 // enters the main thread's heap.
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { StreamCheck } from '../../domain/backup.ts';
 import { LifeboatError } from '../../domain/errors.ts';
 import type { Plan } from '../../domain/plan.ts';
 import type { Environment } from '../ports/environment.ts';
 import { planStore } from '../ports/object-store.ts';
+import { contentChecker } from '../postgres-manifest.ts';
 import { storageError } from '../storage-error.ts';
 import { createAgeEncryptor } from './age.ts';
 import { allOrKill, startTool, ToolError, type Tool } from './child.ts';
+import type { FileChecksumAlgorithm } from './file-checksum.ts';
 import type { ThreadTask } from './in-thread.ts';
 import { MultipartWriter } from './multipart-writer.ts';
 import { TarObserver } from './tar.ts';
@@ -20,6 +25,8 @@ export interface BaseBackupTaskOptions {
   zstd: { command: string; args: string[] };
   /** age recipients (public keys). */
   recipients: string[];
+  /** The per-file checksums pg_basebackup was asked for (--manifest-checksums). */
+  algorithm: FileChecksumAlgorithm;
   /** The upload to the plan's primary storage, started by the activity. */
   upload: { plan: Plan; env: Environment; key: string; uploadId: string; firstPartBytes: number };
 }
@@ -40,6 +47,7 @@ export interface BaseBackupTaskResult {
   backupManifest: Uint8Array;
   /** The completed object. */
   stored: { bytes: number; sha256: string };
+  streamCheck: StreamCheck;
 }
 
 const PROGRESS_LINE = /^\s*\d+\/\d+ kB \(\d+%\)/;
@@ -63,13 +71,30 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
   });
   const zstd = startTool('zstd', options.zstd.command, options.zstd.args);
   const observer = new TarObserver(['backup_label', 'backup_manifest']);
+  // Every file checked against backup_manifest as it passes (as pg_verifybackup would), so that
+  // verification need not decompress and parse the tar again.
+  const checker = contentChecker(options.algorithm);
+  const check = new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      try {
+        checker.push(chunk);
+        done(null, chunk);
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+  });
   let pgExitedAt = 0;
-  // A tar that ended early or without backup_manifest must never become an object.
+  let streamCheck: StreamCheck | undefined;
+  // A tar that ended early, without backup_manifest or with a file that does not match it must
+  // never become an object.
   const producerOk = Promise.all([pgbb.done.then(() => (pgExitedAt = Date.now())), zstd.done]).then(() => {
     if (!observer.reader.ended)
       throw new Error('the tar stream from pg_basebackup ended without its end blocks');
     if (!observer.captured.has('backup_manifest'))
       throw new Error('pg_basebackup wrote no backup_manifest into the tar stream');
+    const content = checker.finish(key);
+    streamCheck = { files: content.files, walSegments: Object.fromEntries(content.wal) };
   });
   producerOk.catch(() => undefined);
   const writer = new MultipartWriter({
@@ -88,7 +113,7 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
   try {
     await allOrKill(
       [
-        pipeline(pgbb.child.stdout!, observer, zstd.child.stdin!, { signal }),
+        pipeline(pgbb.child.stdout!, observer, check, zstd.child.stdin!, { signal }),
         pipeline(zstd.child.stdout!, createAgeEncryptor(options.recipients), writer, { signal }),
         producerOk,
       ],
@@ -105,6 +130,7 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
     backupLabel: observer.captured.get('backup_label')?.toString('utf8') ?? '',
     backupManifest: observer.captured.get('backup_manifest')!,
     stored: { bytes: writer.bytes, sha256: writer.sha256! },
+    streamCheck: streamCheck!,
   };
 };
 

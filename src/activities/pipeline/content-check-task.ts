@@ -1,8 +1,10 @@
 // Verification's read-back, run in a pipeline thread (in-thread.ts): the stored base backup read
 // back from the plan's primary storage (a store of this thread's own, built as the worker builds
-// its own), its sha256 and size taken; with the age identity, also through age and `zstd -d`, every
-// file of the tar checked against backup_manifest. Neither the ciphertext nor the 1.5 GB tar
-// enters the main thread's heap.
+// its own), its sha256 and size taken; with the age identity, also decrypted (age authenticates
+// every 64 KiB) and decompressed: either `zstd -t`, which checks zstd's own checksum of the whole
+// tar (when its files were checked as they streamed), or `zstd -d` with every file of the tar
+// checked against backup_manifest here. Neither the ciphertext nor the 1.5 GB tar enters the main
+// thread's heap.
 import { createHash } from 'node:crypto';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,6 +24,11 @@ export interface ContentCheckTaskOptions {
    * only the recipients) the stored bytes are read back, not opened.
    */
   identity?: string;
+  /**
+   * What opening it checks inside: `files`, every file against backup_manifest; `zstd-checksum`,
+   * zstd's checksum of the whole tar (the files were checked as they streamed).
+   */
+  inside: 'files' | 'zstd-checksum';
   zstd: string;
   algorithm: FileChecksumAlgorithm;
   /** The object, in the plan's primary storage. */
@@ -33,7 +40,7 @@ export interface ContentCheckTaskResult {
   /** What was read back: the stored object's size and sha256. */
   bytes: number;
   sha256: string;
-  /** The files inside, when the identity opened them. */
+  /** The files inside, when the identity opened them and `inside` was `files`. */
   content?: ContentCheck;
 }
 
@@ -65,13 +72,21 @@ export const run: ThreadTask<ContentCheckTaskOptions, ContentCheckTaskResult, nu
     await pipeline(body, tap, new Writable({ write: (_chunk, _enc, done) => done() }), { signal });
     return read();
   }
+  const decrypted = () => createAgeDecryptor(identitiesFromText(options.identity!));
+  if (options.inside === 'zstd-checksum') {
+    const zstd = startTool('zstd', options.zstd, ['-t', '-q'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    await allOrKill(
+      [pipeline(body, tap, decrypted(), zstd.child.stdin!, { signal }), zstd.done],
+      [zstd],
+      signal,
+    );
+    return read();
+  }
   const zstd = startTool('zstd', options.zstd, ['-d', '-q', '-c']);
   const checker = contentChecker(options.algorithm);
   await allOrKill(
     [
-      pipeline(body, tap, createAgeDecryptor(identitiesFromText(options.identity)), zstd.child.stdin!, {
-        signal,
-      }),
+      pipeline(body, tap, decrypted(), zstd.child.stdin!, { signal }),
       pipeline(zstd.child.stdout!, checker.sink, { signal }),
       zstd.done,
     ],

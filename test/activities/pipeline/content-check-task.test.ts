@@ -1,6 +1,7 @@
 // Verification's read-back in its pipeline thread, against the stack's real S3 server: a stored
-// backup object (tar → zstd → age) read back with its sha256 and size, opened and checked file by
-// file when the worker has the age identity, only hashed when it has not; a changed byte shows.
+// backup object (tar → zstd → age) read back with its sha256 and size; with the age identity,
+// opened and either checked file by file or only decompressed against zstd's own checksum; only
+// hashed without the identity. A changed byte shows, in the ciphertext and in the zstd frame.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -29,10 +30,16 @@ describe('content check task (read-back in a pipeline thread)', () => {
   const folder = `test/content-check-task/${Date.now()}/`;
   const good = `${folder}base.tar.zst.age`;
   const flipped = `${folder}flipped.tar.zst.age`;
+  const badFrame = `${folder}bad-frame.tar.zst.age`;
 
-  const readBack = (key: string, withIdentity: boolean) =>
+  const readBack = (
+    key: string,
+    withIdentity: boolean,
+    inside: ContentCheckTaskOptions['inside'] = 'files',
+  ) =>
     runInThread<ContentCheckTaskOptions, ContentCheckTaskResult, number>(TASK, {
       identity: withIdentity ? identity : undefined,
+      inside,
       zstd: 'zstd',
       algorithm: 'CRC32C',
       key,
@@ -46,8 +53,14 @@ describe('content check task (read-back in a pipeline thread)', () => {
     const zst = execFileSync('zstd', ['-3', '-q', '-c'], {
       input: baseTar(FILES, backupManifest('CRC32C', FILES)),
     });
-    stored = await buffer(Readable.from([zst]).pipe(createAgeEncryptor([recipientOf(identity)])));
+    const encrypt = (plain: Buffer) =>
+      buffer(Readable.from([plain]).pipe(createAgeEncryptor([recipientOf(identity)])));
+    stored = await encrypt(zst);
     await store.put(good, stored);
+    // A zstd frame with one byte changed, encrypted as it is: age opens it, zstd must not.
+    const corrupt = Buffer.from(zst);
+    corrupt[Math.floor(corrupt.length / 2)]! ^= 0xff;
+    await store.put(badFrame, await encrypt(corrupt));
     // One byte of the payload changed, far from the header: only the chunk's tag can tell.
     const changed = Buffer.from(stored);
     changed[changed.length - 20]! ^= 1;
@@ -66,6 +79,18 @@ describe('content check task (read-back in a pipeline thread)', () => {
     assert.equal(result.content?.files, Object.keys(FILES).length);
     assert.deepEqual([...result.content.wal], [[SEGMENT, 1024]]);
     assert.equal(run.progress(), stored.length);
+  });
+
+  it("with the identity, zstd's checksum only: the stored size and sha256, decompressed, no files listed", async () => {
+    const result = await readBack(good, true, 'zstd-checksum').result;
+    assert.equal(result.bytes, stored.length);
+    assert.equal(result.sha256, sha256(stored));
+    assert.equal(result.content, undefined);
+  });
+
+  it('a changed byte inside the zstd frame: decrypts, then fails to decompress, checked either way', async () => {
+    await assert.rejects(readBack(badFrame, true, 'zstd-checksum').result, /zstd exited with 1/);
+    await assert.rejects(readBack(badFrame, true, 'files').result, /zstd exited with 1/);
   });
 
   it('without the identity: the stored size and sha256 only, nothing opened', async () => {
