@@ -4,7 +4,7 @@
 // multipart upload the activity started, through a store of this thread's own built as the
 // worker builds its own. Neither the tar (1.5 GB on the benchmark) nor the ciphertext (270 MB)
 // enters the main thread's heap.
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { StreamCheck } from '../../domain/backup.ts';
 import { LifeboatError } from '../../domain/errors.ts';
@@ -22,7 +22,12 @@ import { TarObserver } from './tar.ts';
 
 export interface BaseBackupTaskOptions {
   pgBasebackup: { command: string; args: string[]; env: Record<string, string | undefined> };
-  zstd: { command: string; args: string[] };
+  /**
+   * Who compresses. pg_basebackup itself (`--compress=client-zstd:…` among its args; PostgreSQL 15
+   * and later): its compressed tar goes to age as it is, and through `zstd -d` on the side to be
+   * read and checked. Or a `zstd` process between the tar and age.
+   */
+  compression: { by: 'pg_basebackup'; zstd: string } | { by: 'zstd'; command: string; args: string[] };
   /** age recipients (public keys). */
   recipients: string[];
   /** The per-file checksums pg_basebackup was asked for (--manifest-checksums). */
@@ -69,26 +74,52 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
       if (last) estimatedRawBytes = Number(last[2]) * 1024;
     },
   });
-  const zstd = startTool('zstd', options.zstd.command, options.zstd.args);
   const observer = new TarObserver(['backup_label', 'backup_manifest']);
   // Every file checked against backup_manifest as it passes (as pg_verifybackup would), so that
   // verification need not decompress and parse the tar again.
   const checker = contentChecker(options.algorithm);
-  const check = new Transform({
-    transform(chunk: Buffer, _enc, done: TransformCallback) {
-      try {
-        checker.push(chunk);
-        done(null, chunk);
-      } catch (err) {
-        done(err as Error);
-      }
-    },
+  const writer = new MultipartWriter({
+    store,
+    key,
+    uploadId,
+    firstPartBytes,
+    beforeComplete: () => producerOk,
   });
+
   let pgExitedAt = 0;
+  const pgExited = pgbb.done.then(() => (pgExitedAt = Date.now()));
+  let steps: Promise<unknown>[];
+  let tools: Tool[];
+  let tarRead: Promise<unknown>;
+  if (options.compression.by === 'zstd') {
+    const zstd = startTool('zstd', options.compression.command, options.compression.args);
+    const observed = pipeline(
+      pgbb.child.stdout!,
+      observer,
+      tapInto((chunk) => checker.push(chunk)),
+      zstd.child.stdin!,
+      {
+        signal,
+      },
+    );
+    // zstd has exited once it read all the tar, so every byte went past the observer.
+    tarRead = zstd.done;
+    steps = [
+      observed,
+      pipeline(zstd.child.stdout!, createAgeEncryptor(options.recipients), writer, { signal }),
+    ];
+    tools = [pgbb, zstd];
+  } else {
+    const unzstd = startTool('zstd -d', options.compression.zstd, ['-d', '-q', '-c']);
+    tarRead = Promise.all([unzstd.done, pipeline(unzstd.child.stdout!, observer, checker.sink, { signal })]);
+    const tee = teeInto(unzstd.child.stdin!);
+    steps = [pipeline(pgbb.child.stdout!, tee, createAgeEncryptor(options.recipients), writer, { signal })];
+    tools = [pgbb, unzstd];
+  }
   let streamCheck: StreamCheck | undefined;
   // A tar that ended early, without backup_manifest or with a file that does not match it must
   // never become an object.
-  const producerOk = Promise.all([pgbb.done.then(() => (pgExitedAt = Date.now())), zstd.done]).then(() => {
+  const producerOk = Promise.all([pgExited, tarRead]).then(() => {
     if (!observer.reader.ended)
       throw new Error('the tar stream from pg_basebackup ended without its end blocks');
     if (!observer.captured.has('backup_manifest'))
@@ -97,13 +128,6 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
     streamCheck = { files: content.files, walSegments: Object.fromEntries(content.wal) };
   });
   producerOk.catch(() => undefined);
-  const writer = new MultipartWriter({
-    store,
-    key,
-    uploadId,
-    firstPartBytes,
-    beforeComplete: () => producerOk,
-  });
   progressFrom(() => ({
     rawBytes: observer.bytes,
     estimatedRawBytes,
@@ -111,15 +135,7 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
     partsUploaded: writer.partsUploaded,
   }));
   try {
-    await allOrKill(
-      [
-        pipeline(pgbb.child.stdout!, observer, check, zstd.child.stdin!, { signal }),
-        pipeline(zstd.child.stdout!, createAgeEncryptor(options.recipients), writer, { signal }),
-        producerOk,
-      ],
-      [pgbb, zstd],
-      signal,
-    );
+    await allOrKill([...steps, producerOk], tools, signal);
   } catch (err) {
     throw signal.aborted ? err : pipelineError(err, pgbb);
   }
@@ -133,6 +149,50 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
     streamCheck: streamCheck!,
   };
 };
+
+/** Passes each piece on after `see` has had it (a parse error fails the stream). */
+function tapInto(see: (chunk: Buffer) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      try {
+        see(chunk);
+        done(null, chunk);
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+  });
+}
+
+/**
+ * Passes each piece on, and writes it to `side` too, at the pace of the slower of the two; ends
+ * `side` when the input ends. A side that closes early fails the stream (and so the backup).
+ */
+function teeInto(side: Writable): Transform {
+  let sideError: Error | undefined;
+  side.on('error', (err: Error) => (sideError ??= err));
+  const closedEarly = () => sideError ?? new Error('zstd -d stopped reading the compressed tar');
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      if (side.destroyed) return done(closedEarly());
+      if (side.write(chunk)) return done(null, chunk);
+      const settle = (err?: Error) => {
+        side.off('drain', onDrain);
+        side.off('close', onClose);
+        if (err) done(err);
+        else done(null, chunk);
+      };
+      const onDrain = () => settle();
+      const onClose = () => settle(closedEarly());
+      side.on('drain', onDrain);
+      side.on('close', onClose);
+    },
+    flush(done: TransformCallback) {
+      side.end();
+      done();
+    },
+  });
+}
 
 /** What went wrong in the pipeline, typed and with pg_basebackup's own words. */
 function pipelineError(err: unknown, pgbb: Tool): unknown {

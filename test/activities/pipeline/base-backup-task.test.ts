@@ -1,9 +1,12 @@
 // The base backup's pipeline thread with its files checked as they stream, on the stack's real S3
-// server. `cat` of a prepared tar stands in for pg_basebackup's stdout (the tar is what matters
-// here; the real pg_basebackup runs in test/workflows/full-backup.test.ts): a tar whose files
-// match backup_manifest becomes an object with the check's result, one with a changed file never
+// server, both ways of compressing: by pg_basebackup itself (its compressed tar read through
+// `zstd -d` on the side) and by a `zstd` process after the tar. `cat` of a prepared tar (or of
+// its .zst) stands in for pg_basebackup's stdout (the tar is what matters here; the real
+// pg_basebackup runs in test/workflows/full-backup.test.ts): a tar whose files match
+// backup_manifest becomes an object with the check's result, one with a changed file never
 // becomes an object and leaves no upload behind.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,10 +31,21 @@ describe('base backup task (files checked as they stream)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-base-task-'));
   const folder = `test/base-backup-task/${Date.now()}/`;
 
-  const stream = async (tarFile: string, key: string) =>
+  type By = BaseBackupTaskOptions['compression']['by'];
+  /** The tar as "pg_basebackup" writes it: compressed already when it compresses. */
+  const output = (name: string, tar: Buffer, by: By) => {
+    const file = path.join(dir, `${name}-${by}.tar${by === 'pg_basebackup' ? '.zst' : ''}`);
+    fs.writeFileSync(
+      file,
+      by === 'pg_basebackup' ? execFileSync('zstd', ['-3', '-q', '-c'], { input: tar }) : tar,
+    );
+    return file;
+  };
+  const stream = async (file: string, key: string, by: By) =>
     runInThread<BaseBackupTaskOptions, BaseBackupTaskResult>(TASK, {
-      pgBasebackup: { command: 'cat', args: [tarFile], env: { PATH: process.env.PATH } },
-      zstd: { command: 'zstd', args: ['-3', '-q', '-c'] },
+      pgBasebackup: { command: 'cat', args: [file], env: { PATH: process.env.PATH } },
+      compression:
+        by === 'pg_basebackup' ? { by, zstd: 'zstd' } : { by, command: 'zstd', args: ['-3', '-q', '-c'] },
       recipients: [recipient],
       algorithm: 'CRC32C',
       upload: {
@@ -56,28 +70,30 @@ describe('base backup task (files checked as they stream)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a tar whose files match backup_manifest: the object, and the files and WAL the check found', async () => {
-    const tarFile = path.join(dir, 'good.tar');
-    fs.writeFileSync(tarFile, baseTar(FILES, backupManifest('CRC32C', FILES)));
-    const key = `${folder}good.tar.zst.age`;
-    const result = await stream(tarFile, key);
-    assert.equal(result.streamCheck.files, Object.keys(FILES).length);
-    assert.deepEqual(result.streamCheck.walSegments, { [SEGMENT]: 1024 });
-    assert.equal(result.rawBytes, fs.statSync(tarFile).size);
-    assert.equal((await store.head(key))?.size, result.stored.bytes);
-  });
-
-  it('a tar with a changed file: an IntegrityError naming it, no object and no upload left', async () => {
-    const changed = { ...FILES, 'global/pg_control': Buffer.from('d'.repeat(8192)) };
-    const tarFile = path.join(dir, 'changed.tar');
-    fs.writeFileSync(tarFile, baseTar(changed, backupManifest('CRC32C', FILES)));
-    const key = `${folder}changed.tar.zst.age`;
-    await assert.rejects(stream(tarFile, key), (err: LifeboatError) => {
-      assert.equal(err.code, 'IntegrityError');
-      assert.match(err.message, /global\/pg_control: CRC32C differs from the manifest/);
-      return true;
+  for (const by of ['pg_basebackup', 'zstd'] as const) {
+    it(`compressed by ${by}: a tar whose files match backup_manifest becomes the object, with the files and WAL found`, async () => {
+      const tar = baseTar(FILES, backupManifest('CRC32C', FILES));
+      const key = `${folder}good-${by}.tar.zst.age`;
+      const result = await stream(output('good', tar, by), key, by);
+      assert.equal(result.streamCheck.files, Object.keys(FILES).length);
+      assert.deepEqual(result.streamCheck.walSegments, { [SEGMENT]: 1024 });
+      assert.equal(result.rawBytes, tar.length);
+      assert.equal((await store.head(key))?.size, result.stored.bytes);
     });
-    assert.equal(await store.head(key), undefined);
-    assert.deepEqual(await store.listMultipartUploads(key), []);
-  });
+
+    it(`compressed by ${by}: a tar with a changed file fails naming it, no object and no upload left`, async () => {
+      const changed = { ...FILES, 'global/pg_control': Buffer.from('d'.repeat(8192)) };
+      const key = `${folder}changed-${by}.tar.zst.age`;
+      await assert.rejects(
+        stream(output('changed', baseTar(changed, backupManifest('CRC32C', FILES)), by), key, by),
+        (err: LifeboatError) => {
+          assert.equal(err.code, 'IntegrityError');
+          assert.match(err.message, /global\/pg_control: CRC32C differs from the manifest/);
+          return true;
+        },
+      );
+      assert.equal(await store.head(key), undefined);
+      assert.deepEqual(await store.listMultipartUploads(key), []);
+    });
+  }
 });
