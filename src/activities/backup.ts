@@ -294,7 +294,11 @@ export function createBackupActivities(deps: BackupDeps) {
         totalBytes: input.objects.reduce((n, o) => n + o.bytes, 0),
       };
       const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
-      const inside = input.streamCheck ? 'zstd-checksum' : 'files';
+      const inside: ContentCheckTaskOptions['inside'] = input.streamCheck?.compressedSha256
+        ? { compressedSha256: input.streamCheck.compressedSha256 }
+        : input.streamCheck
+          ? 'zstd-checksum'
+          : 'files';
       const expectedWal = walSegmentsBetween(
         input.timeline,
         input.startLsn,
@@ -357,9 +361,11 @@ export function createBackupActivities(deps: BackupDeps) {
           verifiedBytes: progress.verifiedBytes,
           files,
           walSegments,
-          detail: input.streamCheck
-            ? `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted, decompressed with zstd's checksum of the tar matching; ${filesChecked}`
-            : `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted, decompressed, ${filesChecked}`,
+          detail: input.streamCheck?.compressedSha256
+            ? `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted to the very compressed tar that was decompressed and checked as it streamed (sha256 matches); ${filesChecked}`
+            : input.streamCheck
+              ? `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted, decompressed with zstd's checksum of the tar matching; ${filesChecked}`
+              : `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted, decompressed, ${filesChecked}`,
         };
       return {
         method: 'checksums',

@@ -129,6 +129,12 @@ export interface StreamCheck {
   files: number;
   /** WAL segment name → size. */
   walSegments: Record<string, number>;
+  /**
+   * sha256 of the compressed tar (what age encrypted) when the files were checked by
+   * decompressing those very bytes: verification then compares the decrypted bytes with it
+   * instead of decompressing them again.
+   */
+  compressedSha256?: string;
 }
 
 export interface VerificationResult {

@@ -4,6 +4,7 @@
 // multipart upload the activity started, through a store of this thread's own built as the
 // worker builds its own. Neither the tar (1.5 GB on the benchmark) nor the ciphertext (270 MB)
 // enters the main thread's heap.
+import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { StreamCheck } from '../../domain/backup.ts';
@@ -91,6 +92,7 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
   let steps: Promise<unknown>[];
   let tools: Tool[];
   let tarRead: Promise<unknown>;
+  const compressedHash = createHash('sha256');
   if (options.compression.by === 'zstd') {
     const zstd = startTool('zstd', options.compression.command, options.compression.args);
     const observed = pipeline(
@@ -112,11 +114,13 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
   } else {
     const unzstd = startTool('zstd -d', options.compression.zstd, ['-d', '-q', '-c']);
     tarRead = Promise.all([unzstd.done, pipeline(unzstd.child.stdout!, observer, checker.sink, { signal })]);
-    const tee = teeInto(unzstd.child.stdin!);
+    const tee = teeInto(unzstd.child.stdin!, (chunk) => compressedHash.update(chunk));
     steps = [pipeline(pgbb.child.stdout!, tee, createAgeEncryptor(options.recipients), writer, { signal })];
     tools = [pgbb, unzstd];
   }
   let streamCheck: StreamCheck | undefined;
+  const compressed = () =>
+    options.compression.by === 'pg_basebackup' ? { compressedSha256: compressedHash.digest('hex') } : {};
   // A tar that ended early, without backup_manifest or with a file that does not match it must
   // never become an object.
   const producerOk = Promise.all([pgExited, tarRead]).then(() => {
@@ -125,7 +129,7 @@ export const run: ThreadTask<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBa
     if (!observer.captured.has('backup_manifest'))
       throw new Error('pg_basebackup wrote no backup_manifest into the tar stream');
     const content = checker.finish(key);
-    streamCheck = { files: content.files, walSegments: Object.fromEntries(content.wal) };
+    streamCheck = { files: content.files, walSegments: Object.fromEntries(content.wal), ...compressed() };
   });
   producerOk.catch(() => undefined);
   progressFrom(() => ({
@@ -165,16 +169,18 @@ function tapInto(see: (chunk: Buffer) => void): Transform {
 }
 
 /**
- * Passes each piece on, and writes it to `side` too, at the pace of the slower of the two; ends
- * `side` when the input ends. A side that closes early fails the stream (and so the backup).
+ * Passes each piece on (after `see` has had it), and writes it to `side` too, at the pace of the
+ * slower of the two; ends `side` when the input ends. A side that closes early fails the stream
+ * (and so the backup).
  */
-function teeInto(side: Writable): Transform {
+function teeInto(side: Writable, see: (chunk: Buffer) => void): Transform {
   let sideError: Error | undefined;
   side.on('error', (err: Error) => (sideError ??= err));
   const closedEarly = () => sideError ?? new Error('zstd -d stopped reading the compressed tar');
   return new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
       if (side.destroyed) return done(closedEarly());
+      see(chunk);
       if (side.write(chunk)) return done(null, chunk);
       const settle = (err?: Error) => {
         side.off('drain', onDrain);

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { LifeboatError } from '../../domain/errors.ts';
 import type { Plan } from '../../domain/plan.ts';
 import type { Environment } from '../ports/environment.ts';
 import { planStore } from '../ports/object-store.ts';
@@ -26,9 +27,11 @@ export interface ContentCheckTaskOptions {
   identity?: string;
   /**
    * What opening it checks inside: `files`, every file against backup_manifest; `zstd-checksum`,
-   * zstd's checksum of the whole tar (the files were checked as they streamed).
+   * zstd's checksum of the whole tar (the files were checked as they streamed); a
+   * `compressedSha256`, that it decrypts to exactly the compressed bytes whose decompression was
+   * checked as they streamed (nothing to decompress again).
    */
-  inside: 'files' | 'zstd-checksum';
+  inside: 'files' | 'zstd-checksum' | { compressedSha256: string };
   zstd: string;
   algorithm: FileChecksumAlgorithm;
   /** The object, in the plan's primary storage. */
@@ -73,6 +76,23 @@ export const run: ThreadTask<ContentCheckTaskOptions, ContentCheckTaskResult, nu
     return read();
   }
   const decrypted = () => createAgeDecryptor(identitiesFromText(options.identity!));
+  if (typeof options.inside === 'object') {
+    const plain = createHash('sha256');
+    const hashed = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        plain.update(chunk);
+        done();
+      },
+    });
+    await pipeline(body, tap, decrypted(), hashed, { signal });
+    const got = plain.digest('hex');
+    if (got !== options.inside.compressedSha256)
+      throw new LifeboatError(
+        'IntegrityError',
+        `${options.key} decrypts to bytes with sha256 ${got}, not the ${options.inside.compressedSha256} that were compressed and checked`,
+      );
+    return read();
+  }
   if (options.inside === 'zstd-checksum') {
     const zstd = startTool('zstd', options.zstd, ['-t', '-q'], { stdio: ['pipe', 'ignore', 'pipe'] });
     await allOrKill(

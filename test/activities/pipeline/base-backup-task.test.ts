@@ -7,6 +7,7 @@
 // becomes an object and leaves no upload behind.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,10 +75,16 @@ describe('base backup task (files checked as they stream)', () => {
     it(`compressed by ${by}: a tar whose files match backup_manifest becomes the object, with the files and WAL found`, async () => {
       const tar = baseTar(FILES, backupManifest('CRC32C', FILES));
       const key = `${folder}good-${by}.tar.zst.age`;
-      const result = await stream(output('good', tar, by), key, by);
+      const file = output('good', tar, by);
+      const result = await stream(file, key, by);
       assert.equal(result.streamCheck.files, Object.keys(FILES).length);
       assert.deepEqual(result.streamCheck.walSegments, { [SEGMENT]: 1024 });
       assert.equal(result.rawBytes, tar.length);
+      // Decompressed on the side from the very bytes age encrypted: their sha256 is kept.
+      assert.equal(
+        result.streamCheck.compressedSha256,
+        by === 'pg_basebackup' ? createHash('sha256').update(fs.readFileSync(file)).digest('hex') : undefined,
+      );
       assert.equal((await store.head(key))?.size, result.stored.bytes);
     });
 

@@ -27,6 +27,7 @@ describe('content check task (read-back in a pipeline thread)', () => {
   let store: ObjectStore;
   let identity: string;
   let stored: Buffer;
+  let compressed: Buffer;
   const folder = `test/content-check-task/${Date.now()}/`;
   const good = `${folder}base.tar.zst.age`;
   const flipped = `${folder}flipped.tar.zst.age`;
@@ -55,6 +56,7 @@ describe('content check task (read-back in a pipeline thread)', () => {
     });
     const encrypt = (plain: Buffer) =>
       buffer(Readable.from([plain]).pipe(createAgeEncryptor([recipientOf(identity)])));
+    compressed = zst;
     stored = await encrypt(zst);
     await store.put(good, stored);
     // A zstd frame with one byte changed, encrypted as it is: age opens it, zstd must not.
@@ -86,6 +88,22 @@ describe('content check task (read-back in a pipeline thread)', () => {
     assert.equal(result.bytes, stored.length);
     assert.equal(result.sha256, sha256(stored));
     assert.equal(result.content, undefined);
+  });
+
+  it('with the sha256 of the compressed bytes: decrypted and compared, nothing decompressed', async () => {
+    const result = await readBack(good, true, { compressedSha256: sha256(compressed) }).result;
+    assert.equal(result.bytes, stored.length);
+    assert.equal(result.sha256, sha256(stored));
+    assert.equal(result.content, undefined);
+    const other = sha256(Buffer.from('other'));
+    await assert.rejects(readBack(good, true, { compressedSha256: other }).result, (err: LifeboatError) => {
+      assert.equal(err.code, 'IntegrityError');
+      assert.match(
+        err.message,
+        new RegExp(`decrypts to bytes with sha256 ${sha256(compressed)}, not the ${other}`),
+      );
+      return true;
+    });
   });
 
   it('a changed byte inside the zstd frame: decrypts, then fails to decompress, checked either way', async () => {
