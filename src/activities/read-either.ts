@@ -179,6 +179,14 @@ export function readEitherStore(
           whereHeld(key, (s) => s.getStream(key, range)),
         ),
       ),
+    presignGet: async (key, expiresInSeconds) =>
+      required(
+        key,
+        await either(
+          key,
+          whereHeld(key, (s) => s.presignGet(key, expiresInSeconds)),
+        ),
+      ),
     list: async (keyPrefix) => {
       const { results } = await fromEach(
         [

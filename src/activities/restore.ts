@@ -24,9 +24,8 @@ import {
   type RestoreTarget,
   type WalListing,
 } from '../domain/restore.ts';
-import { processAlive } from './pipeline/child.ts';
-import type { ExtractTaskOptions, ExtractTaskResult } from './pipeline/extract-task.ts';
-import { runInThread } from './pipeline/in-thread.ts';
+import { processAlive, ToolError } from './pipeline/child.ts';
+import { extractBaseBackup, type ExtractResult } from './pipeline/extract.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import { connectPostgres } from './ports/postgres.ts';
@@ -36,7 +35,11 @@ import { startWalPrefetcher, writeWalFetchSidecar } from './restore-wal-fetch.ts
 
 const run = promisify(execFile);
 const HEARTBEAT_EVERY_MS = 1000;
-const EXTRACT_TASK = new URL('./pipeline/extract-task.ts', import.meta.url);
+/**
+ * How long the base backup's presigned URL is valid: curl starts at once; once started, a
+ * download is not cut off when the URL expires.
+ */
+const DOWNLOAD_URL_VALID_S = 15 * 60;
 /** Written into the data directory before anything else: the directory belongs to this restore. */
 export const RESTORE_MARKER = 'lifeboat_restore.json';
 const DEFAULT_SEGMENT = 16 * 1024 * 1024;
@@ -212,40 +215,39 @@ export function createRestoreActivities(deps: RestoreDeps) {
       const source = await locate(sources, base.key);
       if (source.skipped.length)
         log.warn(`${base.key}: read from the ${source.name} location (${source.skipped.join('; ')})`);
-      // zstd writes straight into tar: the restored bytes (the most of the whole chain) never pass
-      // through this process, which has the download and the decryption to do. tar counts them.
-      // 1 MiB records, filled from the pipe (-B): tar's default 10 KiB records made 150 000 reads
-      // and as many writes for a 1.5 GB restore, a second of system time on two cores.
-      const [cmd, args] = asUser('tar', ['--totals', '-x', '-b', '2048', '-B', '-f', '-', '-C', dataDir]);
-      const thread = runInThread<ExtractTaskOptions, ExtractTaskResult, number>(EXTRACT_TASK, {
-        identity,
-        zstd: deps.env.LIFEBOAT_ZSTD ?? 'zstd',
-        tar: { command: cmd, args },
-        source: { plan: deps.plan, env: { ...deps.env }, location: source.name, key: base.key },
-      });
-      const beat = setInterval(() => {
-        progress.storedBytes = thread.progress() ?? 0;
-        ctx.heartbeat(progress);
-      }, HEARTBEAT_EVERY_MS);
-      const onCancel = () => thread.abort(new Error('cancelled'));
-      ctx.cancellationSignal.addEventListener('abort', onCancel);
-      let tarStderr: string;
+      let extracted: ExtractResult;
+      const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
       try {
-        ({ tarStderr, storedBytes: progress.storedBytes } = await thread.result);
+        extracted = await extractBaseBackup({
+          source: await source.store.presignGet(base.key, DOWNLOAD_URL_VALID_S),
+          identity,
+          binaries: {
+            curl: deps.env.LIFEBOAT_CURL ?? 'curl',
+            age: deps.env.LIFEBOAT_AGE ?? 'age',
+            zstd: deps.env.LIFEBOAT_ZSTD ?? 'zstd',
+          },
+          dataDir,
+          runAs: asUser,
+          signal: ctx.cancellationSignal,
+          onProgress: (fraction) => (progress.storedBytes = Math.round(fraction * base.bytes)),
+        });
       } catch (err) {
+        if (ctx.cancellationSignal.aborted || err instanceof LifeboatError) throw err;
+        if (err instanceof ToolError && err.notFound)
+          throw new LifeboatError(
+            'InvalidInput',
+            `${err.message} on this worker: a restore needs curl, age, zstd and tar (Debian: apt-get install curl age zstd tar), or LIFEBOAT_CURL / LIFEBOAT_AGE / LIFEBOAT_ZSTD naming them`,
+          );
         throw new LifeboatError('Unreachable', `downloading ${base.key}: ${(err as Error).message}`);
       } finally {
         clearInterval(beat);
-        ctx.cancellationSignal.removeEventListener('abort', onCancel);
       }
-      const total = /Total bytes read: (\d+)/.exec(tarStderr);
-      if (!total)
-        throw new LifeboatError('IntegrityError', `tar did not report what it extracted: ${tarStderr}`);
-      progress.rawBytes = Number(total[1]);
-      if (progress.storedBytes !== base.bytes)
+      progress.storedBytes = extracted.storedBytes;
+      progress.rawBytes = extracted.rawBytes;
+      if (extracted.storedBytes !== base.bytes)
         throw new LifeboatError(
           'IntegrityError',
-          `${base.key}: read ${progress.storedBytes} bytes, the manifest says ${base.bytes}`,
+          `${base.key}: read ${extracted.storedBytes} bytes, the manifest says ${base.bytes}`,
         );
       // Only now is the directory a whole base backup.
       const done: Marker = {

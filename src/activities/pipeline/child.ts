@@ -17,12 +17,15 @@ export class ToolError extends Error {
   readonly tool: string;
   readonly stderr: string;
   readonly notFound: boolean;
-  constructor(tool: string, message: string, stderr: string, notFound = false) {
+  /** Ended by the pipeline's own kill (another step failed first), not by a fault of its own. */
+  readonly killed: boolean;
+  constructor(tool: string, message: string, stderr: string, notFound = false, killed = false) {
     super(message);
     this.name = 'ToolError';
     this.tool = tool;
     this.stderr = stderr;
     this.notFound = notFound;
+    this.killed = killed;
   }
 }
 
@@ -45,6 +48,7 @@ export function startTool(
     if (kept) tail = `${tail}\n${kept}`.slice(-4000);
   });
   const stderrTail = () => tail.trim().split('\n').slice(-8).join('\n');
+  let killed = false;
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', (err: NodeJS.ErrnoException) =>
       reject(
@@ -64,6 +68,8 @@ export function startTool(
             name,
             `${name} ${signal ? `was killed by ${signal}` : `exited with ${code}`}${stderrTail() ? `: ${stderrTail()}` : ''}`,
             stderrTail(),
+            false,
+            killed,
           ),
         );
     });
@@ -77,7 +83,10 @@ export function startTool(
     done,
     stderrTail,
     kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) {
+        killed = true;
+        child.kill('SIGKILL');
+      }
     },
   };
 }

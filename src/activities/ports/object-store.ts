@@ -18,6 +18,7 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { parseDuration } from '../../domain/duration.ts';
 import { joinKey, parseS3Url } from '../../domain/naming.ts';
@@ -50,6 +51,12 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectHead | undefined>;
   /** A stream of an object's bytes, or of the inclusive byte range [start, end]. */
   getStream(key: string, range?: { start: number; end?: number }): Promise<Readable>;
+  /**
+   * A plain HTTPS GET of one object for a stock tool (curl) that has no credentials: a URL signed
+   * for `expiresInSeconds` (a bearer token for that object alone: pass it on stdin, never in
+   * argv), and the CA file the endpoint's certificate needs, if any.
+   */
+  presignGet(key: string, expiresInSeconds: number): Promise<PresignedGet>;
   /** Every object whose key starts with `keyPrefix` (keys relative to the store's prefix). */
   list(keyPrefix: string): Promise<StoredObject[]>;
   /** Starts a multipart upload; returns its upload id. */
@@ -77,6 +84,10 @@ export interface StoredObject {
   key: string;
   size: number;
   lastModified?: Date;
+}
+export interface PresignedGet {
+  url: string;
+  caFile?: string;
 }
 export interface CompletedPart {
   partNumber: number;
@@ -234,6 +245,12 @@ export function createObjectStore(
         }),
       );
       return out.Body as Readable;
+    },
+    async presignGet(key, expiresInSeconds) {
+      const url = await getSignedUrl(s3(), new GetObjectCommand({ Bucket: bucket, Key: full(key) }), {
+        expiresIn: expiresInSeconds,
+      });
+      return { url, ...(location.caFile ? { caFile: location.caFile } : {}) };
     },
     async list(keyPrefix) {
       const objects: StoredObject[] = [];
