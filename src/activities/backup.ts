@@ -32,6 +32,7 @@ import type {
   BaseBackupTaskResult,
 } from './pipeline/base-backup-task.ts';
 import type { ContentCheckTaskOptions, ContentCheckTaskResult } from './pipeline/content-check-task.ts';
+import { binaries } from './pipeline/binaries.ts';
 import { runInThread } from './pipeline/in-thread.ts';
 import { parseRecipient } from './pipeline/age.ts';
 import {
@@ -171,12 +172,13 @@ export function createBackupActivities(deps: BackupDeps) {
             },
           },
           compression: clientZstd
-            ? { by: 'pg_basebackup', zstd: zstdBinary(deps.env) }
+            ? { by: 'pg_basebackup', zstd: binaries(deps.env).zstd }
             : {
                 by: 'zstd',
-                command: zstdBinary(deps.env),
+                command: binaries(deps.env).zstd,
                 args: [`-${COMPRESSION_LEVEL}`, `-T${ZSTD_THREADS}`, '-q', '-c'],
               },
+          age: binaries(deps.env).age,
           recipients,
           algorithm: FILE_CHECKSUMS,
           upload: {
@@ -294,11 +296,7 @@ export function createBackupActivities(deps: BackupDeps) {
         totalBytes: input.objects.reduce((n, o) => n + o.bytes, 0),
       };
       const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
-      const inside: ContentCheckTaskOptions['inside'] = input.streamCheck?.compressedSha256
-        ? { compressedSha256: input.streamCheck.compressedSha256 }
-        : input.streamCheck
-          ? 'zstd-checksum'
-          : 'files';
+      const inside = whatIsLeftInside(input.streamCheck);
       const expectedWal = walSegmentsBetween(
         input.timeline,
         input.startLsn,
@@ -361,11 +359,7 @@ export function createBackupActivities(deps: BackupDeps) {
           verifiedBytes: progress.verifiedBytes,
           files,
           walSegments,
-          detail: input.streamCheck?.compressedSha256
-            ? `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted to the very compressed tar that was decompressed and checked as it streamed (sha256 matches); ${filesChecked}`
-            : input.streamCheck
-              ? `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted, decompressed with zstd's checksum of the tar matching; ${filesChecked}`
-              : `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; decrypted, decompressed, ${filesChecked}`,
+          detail: `${input.objects.length} object(s), ${mb} MiB: sizes and sha256 match; ${OPENED[typeof inside === 'object' ? 'compressedSha256' : inside]}; ${filesChecked}`,
         };
       return {
         method: 'checksums',
@@ -512,10 +506,6 @@ function pgBinary(env: Environment, versionNum: number, name: string): string {
   return fs.existsSync(debian) ? debian : name;
 }
 
-function zstdBinary(env: Environment): string {
-  return env.LIFEBOAT_ZSTD ?? 'zstd';
-}
-
 /** START WAL LOCATION, START TIME, START TIMELINE and LABEL of a backup_label file. */
 export function parseBackupLabel(text: string): {
   startLsn: string;
@@ -538,9 +528,27 @@ export function parseBackupLabel(text: string): {
   };
 }
 
+/** What opening a stored base backup must still prove, from what its stream check read. */
+function whatIsLeftInside(streamCheck: StreamCheck | undefined): ContentCheckTaskOptions['inside'] {
+  if (!streamCheck) return 'files';
+  if (streamCheck.checked === 'compressed') return 'opens';
+  if (streamCheck.compressedSha256) return { compressedSha256: streamCheck.compressedSha256 };
+  return 'zstd-checksum';
+}
+
+/** How verification's detail says the object was opened, by what was left to prove inside. */
+const OPENED: Record<'opens' | 'zstd-checksum' | 'compressedSha256' | 'files', string> = {
+  opens:
+    'decrypted by age (every chunk authenticated): the very bytes whose files were checked as they streamed',
+  'zstd-checksum': "decrypted, decompressed with zstd's checksum of the tar matching",
+  compressedSha256:
+    'decrypted to the very compressed tar that was decompressed and checked as it streamed (sha256 matches)',
+  files: 'decrypted, decompressed',
+};
+
 /**
- * Streams an object back in a pipeline thread: its sha256 and size; with the identity, also
- * decrypted, decompressed and checked file by file.
+ * Reads an object back in a pipeline thread: its sha256 and size; with the identity, also opened
+ * and, inside, what `inside` says is left to prove.
  */
 async function readBack(
   object: StoredObjectRef,
@@ -557,7 +565,7 @@ async function readBack(
   const thread = runInThread<ContentCheckTaskOptions, ContentCheckTaskResult, number>(CONTENT_CHECK_TASK, {
     identity: check.identity,
     inside: check.inside,
-    zstd: zstdBinary(check.env),
+    binaries: binaries(check.env),
     algorithm: check.algorithm,
     key: object.key,
     source: { plan: check.plan, env: { ...check.env } },

@@ -25,6 +25,7 @@ import {
   type WalListing,
 } from '../domain/restore.ts';
 import { processAlive, ToolError } from './pipeline/child.ts';
+import { binaries } from './pipeline/binaries.ts';
 import { extractBaseBackup, type ExtractResult } from './pipeline/extract.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
@@ -32,6 +33,7 @@ import { connectPostgres } from './ports/postgres.ts';
 import type { StorageLocationName } from './storage.ts';
 import { locate, readCatalogEither, readingOrder, readWalListingEither } from './read-either.ts';
 import { startWalPrefetcher, writeWalFetchSidecar } from './restore-wal-fetch.ts';
+import { curlError } from './storage-error.ts';
 
 const run = promisify(execFile);
 const HEARTBEAT_EVERY_MS = 1000;
@@ -221,11 +223,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
         extracted = await extractBaseBackup({
           source: await source.store.presignGet(base.key, DOWNLOAD_URL_VALID_S),
           identity,
-          binaries: {
-            curl: deps.env.LIFEBOAT_CURL ?? 'curl',
-            age: deps.env.LIFEBOAT_AGE ?? 'age',
-            zstd: deps.env.LIFEBOAT_ZSTD ?? 'zstd',
-          },
+          binaries: binaries(deps.env),
           dataDir,
           runAs: asUser,
           signal: ctx.cancellationSignal,
@@ -238,6 +236,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
             'InvalidInput',
             `${err.message} on this worker: a restore needs curl, age, zstd and tar (Debian: apt-get install curl age zstd tar), or LIFEBOAT_CURL / LIFEBOAT_AGE / LIFEBOAT_ZSTD naming them`,
           );
+        if (err instanceof ToolError && err.tool === 'curl') throw curlError(err, `downloading ${base.key}`);
         throw new LifeboatError('Unreachable', `downloading ${base.key}: ${(err as Error).message}`);
       } finally {
         clearInterval(beat);

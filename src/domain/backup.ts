@@ -130,9 +130,16 @@ export interface StreamCheck {
   /** WAL segment name → size. */
   walSegments: Record<string, number>;
   /**
-   * sha256 of the compressed tar (what age encrypted) when the files were checked by
-   * decompressing those very bytes: verification then compares the decrypted bytes with it
-   * instead of decompressing them again.
+   * What the check read, and so what is left for verification to prove. `compressed`: the very
+   * bytes age encrypted (one stream teed to the check's `zstd -d` and to age), so opening the
+   * stored object, whose sha256 is the upload's, is all that is left. `tar`: the tar before a
+   * zstd process compressed it, so verification decompresses against zstd's own checksum. Absent
+   * in results from before the field: by `compressedSha256`, else as `tar`.
+   */
+  checked?: 'compressed' | 'tar';
+  /**
+   * sha256 of the compressed tar, in results from before `checked` (the check decompressed the
+   * bytes age encrypted in Node): verification compares the decrypted bytes with it.
    */
   compressedSha256?: string;
 }

@@ -17,7 +17,10 @@ export class ToolError extends Error {
   readonly tool: string;
   readonly stderr: string;
   readonly notFound: boolean;
-  /** Ended by the pipeline's own kill (another step failed first), not by a fault of its own. */
+  /**
+   * Ended by the pipeline itself, not by a fault of its own: killed by allOrKill, or by SIGPIPE
+   * when the step after it had already gone. Another step failed first.
+   */
   readonly killed: boolean;
   constructor(tool: string, message: string, stderr: string, notFound = false, killed = false) {
     super(message);
@@ -38,16 +41,24 @@ export function startTool(
   const { onStderr, isProgress, ...spawnOptions } = options;
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
   let tail = '';
+  // A line may come in two reads: the part after its last line break waits for the rest.
+  let partial = '';
+  const keep = (lines: string[]) => {
+    const kept = lines.filter((l) => l.trim() && !isProgress?.(l)).join('\n');
+    if (kept) tail = `${tail}\n${kept}`.slice(-4000);
+  };
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (text: string) => {
     onStderr?.(text);
-    const kept = text
-      .split(/[\r\n]/)
-      .filter((l) => l.trim() && !isProgress?.(l))
-      .join('\n');
-    if (kept) tail = `${tail}\n${kept}`.slice(-4000);
+    const lines = `${partial}${text}`.split(/[\r\n]/);
+    partial = lines.pop()!;
+    keep(lines);
   });
-  const stderrTail = () => tail.trim().split('\n').slice(-8).join('\n');
+  child.stderr?.on('end', () => {
+    keep([partial]);
+    partial = '';
+  });
+  const stderrTail = () => `${tail}\n${partial}`.trim().split('\n').slice(-8).join('\n');
   let killed = false;
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', (err: NodeJS.ErrnoException) =>
@@ -69,7 +80,7 @@ export function startTool(
             `${name} ${signal ? `was killed by ${signal}` : `exited with ${code}`}${stderrTail() ? `: ${stderrTail()}` : ''}`,
             stderrTail(),
             false,
-            killed,
+            killed || signal === 'SIGPIPE',
           ),
         );
     });
@@ -121,4 +132,17 @@ export async function allOrKill(
     await Promise.allSettled(steps);
     throw signal?.aborted ? signal.reason : err;
   }
+}
+
+/**
+ * The cause of a broken chain of tools: the first, in pipe order, that failed by itself. When one
+ * fails, the others fail on a short input or a closed pipe too, and Node may hear of any of them
+ * first; `fallback` when none did (a step that is not a tool failed).
+ */
+export async function firstFailure(tools: Tool[], fallback: unknown): Promise<unknown> {
+  const outcomes = await Promise.allSettled(tools.map((t) => t.done));
+  for (const outcome of outcomes)
+    if (outcome.status === 'rejected' && !(outcome.reason instanceof ToolError && outcome.reason.killed))
+      return outcome.reason;
+  return fallback;
 }

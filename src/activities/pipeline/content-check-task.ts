@@ -1,10 +1,10 @@
-// Verification's read-back, run in a pipeline thread (in-thread.ts): the stored base backup read
-// back from the plan's primary storage (a store of this thread's own, built as the worker builds
-// its own), its sha256 and size taken; with the age identity, also decrypted (age authenticates
-// every 64 KiB) and decompressed: either `zstd -t`, which checks zstd's own checksum of the whole
-// tar (when its files were checked as they streamed), or `zstd -d` with every file of the tar
-// checked against backup_manifest here. Neither the ciphertext nor the 1.5 GB tar enters the main
-// thread's heap.
+// Verification's read-back, run in a pipeline thread (in-thread.ts): the stored base backup
+// downloaded by curl from a presigned URL of the plan's primary storage, its sha256 and size taken
+// here; with the age identity, also opened by age (which authenticates every 64 KiB chunk), and
+// inside, as the backup's stream check left to prove: nothing more when the check read the very
+// bytes age encrypted; zstd's own checksum of the whole tar (`zstd -t`) when it read the tar
+// before a zstd process compressed it; for results from before those, the decrypted bytes
+// against the compressed sha256, or every file of the tar against backup_manifest.
 import { createHash } from 'node:crypto';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,9 +13,10 @@ import type { Plan } from '../../domain/plan.ts';
 import type { Environment } from '../ports/environment.ts';
 import { planStore } from '../ports/object-store.ts';
 import { contentChecker, type ContentCheck } from '../postgres-manifest.ts';
-import { storageError } from '../storage-error.ts';
-import { createAgeDecryptor, identitiesFromText } from './age.ts';
-import { allOrKill, startTool } from './child.ts';
+import { curlError, storageError } from '../storage-error.ts';
+import type { Binaries } from './binaries.ts';
+import { allOrKill, firstFailure, startTool, ToolError, type Tool } from './child.ts';
+import { withFifos } from './fifo.ts';
 import type { FileChecksumAlgorithm } from './file-checksum.ts';
 import type { ThreadTask } from './in-thread.ts';
 
@@ -26,13 +27,14 @@ export interface ContentCheckTaskOptions {
    */
   identity?: string;
   /**
-   * What opening it checks inside: `files`, every file against backup_manifest; `zstd-checksum`,
-   * zstd's checksum of the whole tar (the files were checked as they streamed); a
-   * `compressedSha256`, that it decrypts to exactly the compressed bytes whose decompression was
-   * checked as they streamed (nothing to decompress again).
+   * What opening it checks inside: `opens`, nothing more (the files were checked as the very
+   * bytes age encrypted streamed); `zstd-checksum`, zstd's checksum of the whole tar (the tar was
+   * checked before a zstd process compressed it); a `compressedSha256`, that it decrypts to
+   * exactly the compressed bytes whose decompression was checked (results from before `opens`);
+   * `files`, every file against backup_manifest (results from before any stream check).
    */
-  inside: 'files' | 'zstd-checksum' | { compressedSha256: string };
-  zstd: string;
+  inside: 'opens' | 'zstd-checksum' | { compressedSha256: string } | 'files';
+  binaries: Binaries;
   algorithm: FileChecksumAlgorithm;
   /** The object, in the plan's primary storage. */
   key: string;
@@ -47,19 +49,41 @@ export interface ContentCheckTaskResult {
   content?: ContentCheck;
 }
 
+/** How long the read-back's presigned URL is valid: curl starts at once. */
+const READ_BACK_URL_VALID_S = 15 * 60;
+
 /** Progress: bytes read back so far. */
-export const run: ThreadTask<ContentCheckTaskOptions, ContentCheckTaskResult, number> = async ({
-  options,
-  signal,
-  progressFrom,
-}) => {
-  const store = planStore(options.source.plan, options.source.env, 'primary');
-  let body;
+export const run: ThreadTask<ContentCheckTaskOptions, ContentCheckTaskResult, number> = (ctx) =>
+  // tee gives age the ciphertext through a FIFO, so that age's standard input can carry the identity.
+  withFifos(['ciphertext'], ({ ciphertext }) => readBack(ciphertext, ctx));
+
+async function readBack(
+  fifo: string,
+  { options, signal, progressFrom }: Parameters<ThreadTask<ContentCheckTaskOptions, never, number>>[0],
+): Promise<ContentCheckTaskResult> {
+  const { key, binaries } = options;
+  let source;
   try {
-    body = await store.getStream(options.key);
+    source = await planStore(options.source.plan, options.source.env, 'primary').presignGet(
+      key,
+      READ_BACK_URL_VALID_S,
+    );
   } catch (err) {
-    throw storageError(err, `reading ${options.key} back`);
+    throw storageError(err, `reading ${key} back`);
   }
+  const curl = startTool('curl', binaries.curl, [
+    ...['--fail', '--silent', '--show-error', '--config', '-'],
+    ...(source.caFile ? ['--cacert', source.caFile] : []),
+  ]);
+  // The ciphertext passes this thread only to be hashed; with the identity, tee hands age a copy.
+  const tee =
+    options.identity === undefined
+      ? undefined
+      : startTool('tee', 'tee', [fifo], { stdio: [curl.child.stdout!, 'pipe', 'pipe'] });
+  if (tee) curl.child.stdout!.destroy();
+  curl.child.stdin!.on('error', () => undefined); // a curl that died early is reported by its exit
+  // The URL is a bearer token for the object: on stdin, where `ps` does not show it.
+  curl.child.stdin!.end(`url = ${JSON.stringify(source.url)}\n`);
   const hash = createHash('sha256');
   let bytes = 0;
   progressFrom(() => bytes);
@@ -71,47 +95,67 @@ export const run: ThreadTask<ContentCheckTaskOptions, ContentCheckTaskResult, nu
     },
   });
   const read = () => ({ bytes, sha256: hash.digest('hex') });
-  if (options.identity === undefined) {
-    await pipeline(body, tap, new Writable({ write: (_chunk, _enc, done) => done() }), { signal });
-    return read();
-  }
-  const decrypted = () => createAgeDecryptor(identitiesFromText(options.identity!));
-  if (typeof options.inside === 'object') {
-    const plain = createHash('sha256');
-    const hashed = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        plain.update(chunk);
-        done();
-      },
+  const tools: Tool[] = tee ? [curl, tee] : [curl];
+  const steps: Promise<unknown>[] = [
+    ...tools.map((t) => t.done),
+    pipeline((tee ?? curl).child.stdout!, tap, discard(), { signal }),
+  ];
+  let inside: () => Partial<ContentCheckTaskResult> = () => ({});
+  if (options.identity !== undefined) {
+    const mode = options.inside;
+    const age = startTool('age', binaries.age, ['-d', '-i', '-', fifo], {
+      stdio: ['pipe', mode === 'opens' ? 'ignore' : 'pipe', 'pipe'],
     });
-    await pipeline(body, tap, decrypted(), hashed, { signal });
-    const got = plain.digest('hex');
-    if (got !== options.inside.compressedSha256)
-      throw new LifeboatError(
-        'IntegrityError',
-        `${options.key} decrypts to bytes with sha256 ${got}, not the ${options.inside.compressedSha256} that were compressed and checked`,
+    age.child.stdin!.on('error', () => undefined);
+    age.child.stdin!.end(options.identity);
+    tools.push(age);
+    steps.push(age.done);
+    if (mode === 'zstd-checksum') {
+      const zstd = startTool('zstd -t', binaries.zstd, ['-t', '-q'], {
+        stdio: [age.child.stdout!, 'ignore', 'pipe'],
+      });
+      age.child.stdout!.destroy();
+      tools.push(zstd);
+      steps.push(zstd.done);
+    } else if (mode === 'files') {
+      const zstd = startTool('zstd', binaries.zstd, ['-d', '-q', '-c'], {
+        stdio: [age.child.stdout!, 'pipe', 'pipe'],
+      });
+      age.child.stdout!.destroy();
+      const checker = contentChecker(options.algorithm);
+      tools.push(zstd);
+      steps.push(pipeline(zstd.child.stdout!, checker.sink, { signal }), zstd.done);
+      inside = () => ({ content: checker.finish(key) });
+    } else if (typeof mode === 'object') {
+      const plain = createHash('sha256');
+      steps.push(
+        pipeline(
+          age.child.stdout!,
+          new Writable({ write: (c: Buffer, _e, done) => (plain.update(c), done()) }),
+          { signal },
+        ),
       );
-    return read();
+      inside = () => {
+        const got = plain.digest('hex');
+        if (got !== mode.compressedSha256)
+          throw new LifeboatError(
+            'IntegrityError',
+            `${key} decrypts to bytes with sha256 ${got}, not the ${mode.compressedSha256} that were compressed and checked`,
+          );
+        return {};
+      };
+    }
   }
-  if (options.inside === 'zstd-checksum') {
-    const zstd = startTool('zstd', options.zstd, ['-t', '-q'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    await allOrKill(
-      [pipeline(body, tap, decrypted(), zstd.child.stdin!, { signal }), zstd.done],
-      [zstd],
-      signal,
-    );
-    return read();
+  try {
+    await allOrKill(steps, tools, signal);
+  } catch (err) {
+    if (signal.aborted) throw err;
+    const cause = await firstFailure(tools, err);
+    throw cause instanceof ToolError && cause.tool === 'curl'
+      ? curlError(cause, `reading ${key} back`)
+      : cause;
   }
-  const zstd = startTool('zstd', options.zstd, ['-d', '-q', '-c']);
-  const checker = contentChecker(options.algorithm);
-  await allOrKill(
-    [
-      pipeline(body, tap, decrypted(), zstd.child.stdin!, { signal }),
-      pipeline(zstd.child.stdout!, checker.sink, { signal }),
-      zstd.done,
-    ],
-    [zstd],
-    signal,
-  );
-  return { ...read(), content: checker.finish(options.key) };
-};
+  return { ...read(), ...inside() };
+}
+
+const discard = () => new Writable({ write: (_chunk, _enc, done) => done() });

@@ -4,21 +4,19 @@
 // passes through Node: on the benchmark's two cores the download and decryption in a Node thread
 // cost the worker about 2 s of CPU for 245 MB (TLS records of 16 KiB, garbage collection), curl
 // and age together 0.6-0.75 s.
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { LifeboatError } from '../../domain/errors.ts';
 import type { PresignedGet } from '../ports/object-store.ts';
-import { allOrKill, startTool, ToolError, type Tool } from './child.ts';
+import type { Binaries } from './binaries.ts';
+import { allOrKill, firstFailure, startTool, type Tool } from './child.ts';
+import { withFifos } from './fifo.ts';
 import { flushBehind, type FlushCount } from './flush-behind.ts';
 
 export interface ExtractOptions {
   source: PresignedGet;
   /** The age identity text (secret keys): handed to age through a pipe, never a file or argv. */
   identity: string;
-  binaries: { curl: string; age: string; zstd: string };
+  binaries: Binaries;
   dataDir: string;
   /** How tar is run: as the PostgreSQL OS user when the worker is root. */
   runAs: (command: string, args: string[]) => [string, string[]];
@@ -40,18 +38,11 @@ const CURL_PERCENT = /(\d+(?:\.\d+)?)%/g;
 const ZSTD_BANNER = /^\*\*\* Zstandard CLI/;
 const ZSTD_BYTES = /: (\d+) bytes\s*$/;
 
-export async function extractBaseBackup(options: ExtractOptions): Promise<ExtractResult> {
+export function extractBaseBackup(options: ExtractOptions): Promise<ExtractResult> {
   // curl writes into a FIFO that age reads, so that age's standard input can carry the identity:
   // age opens no socket as a file (Node's pipes to a child are socket pairs), and a FIFO holds
   // no bytes at rest, where an identity file would.
-  const fifoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-restore-'));
-  const fifo = path.join(fifoDir, 'ciphertext');
-  try {
-    execFileSync('mkfifo', ['-m', '600', fifo]);
-    return await extractThrough(fifo, options);
-  } finally {
-    fs.rmSync(fifoDir, { recursive: true, force: true });
-  }
+  return withFifos(['ciphertext'], ({ ciphertext }) => extractThrough(ciphertext, options));
 }
 
 async function extractThrough(fifo: string, options: ExtractOptions): Promise<ExtractResult> {
@@ -134,16 +125,4 @@ function untilAborted(signal: AbortSignal, tools: Tool[]): Promise<void> {
       resolve();
     });
   });
-}
-
-/**
- * The cause of a broken chain: the first tool, in pipe order, that failed by itself. A curl
- * refused with 403 makes age fail on an empty input too, and Node may hear of age's exit first.
- */
-async function firstFailure(chain: Tool[], fallback: unknown): Promise<unknown> {
-  const outcomes = await Promise.allSettled(chain.map((t) => t.done));
-  for (const outcome of outcomes)
-    if (outcome.status === 'rejected' && !(outcome.reason instanceof ToolError && outcome.reason.killed))
-      return outcome.reason;
-  return fallback;
 }

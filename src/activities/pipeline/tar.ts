@@ -123,11 +123,16 @@ export class TarObserver extends Transform {
     });
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+  /** The next piece of the tar, for a reader that is not a stream (throws on a bad header). */
+  see(chunk: Buffer): void {
     this.firstByteAt ??= Date.now();
     this.bytes += chunk.length;
+    this.reader.push(chunk);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     try {
-      this.reader.push(chunk);
+      this.see(chunk);
     } catch (err) {
       done(err as Error);
       return;

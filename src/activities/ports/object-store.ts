@@ -101,7 +101,7 @@ export interface PendingUpload {
 
 export function createS3Client(location: StorageLocation, env: Environment): S3Client {
   const ca = location.caFile ? readFileSync(location.caFile) : undefined;
-  return new S3Client({
+  const client = new S3Client({
     endpoint: location.endpoint,
     region: location.region,
     forcePathStyle: location.forcePathStyle,
@@ -123,6 +123,20 @@ export function createS3Client(location: StorageLocation, env: Environment): S3C
     }),
     maxAttempts: 2,
   });
+  // A part's body is not hashed into its signature (UNSIGNED-PAYLOAD, which S3 accepts over
+  // HTTPS): the SDK would otherwise take a SHA-256 of every part before sending it, a third pass
+  // over a backup's ciphertext after ours (the object's sha256) and the CRC32 it still sends.
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      if (context.commandName === 'UploadPartCommand') {
+        const request = args.request as { headers?: Record<string, string> };
+        if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'lifeboatUnsignedPartPayload' },
+  );
+  return client;
 }
 
 export interface ObjectStoreOptions {

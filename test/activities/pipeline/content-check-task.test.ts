@@ -1,7 +1,8 @@
 // Verification's read-back in its pipeline thread, against the stack's real S3 server: a stored
-// backup object (tar → zstd → age) read back with its sha256 and size; with the age identity,
-// opened and either checked file by file or only decompressed against zstd's own checksum; only
-// hashed without the identity. A changed byte shows, in the ciphertext and in the zstd frame.
+// backup object (tar → zstd → age) downloaded by curl and read back with its sha256 and size;
+// with the age identity, opened by age and only that, or also decompressed against zstd's own
+// checksum, or checked file by file; only hashed without the identity. A changed byte shows, in
+// the ciphertext and in the zstd frame.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -41,7 +42,7 @@ describe('content check task (read-back in a pipeline thread)', () => {
     runInThread<ContentCheckTaskOptions, ContentCheckTaskResult, number>(TASK, {
       identity: withIdentity ? identity : undefined,
       inside,
-      zstd: 'zstd',
+      binaries: { zstd: 'zstd', age: 'age', curl: 'curl' },
       algorithm: 'CRC32C',
       key,
       source: { plan: stack.plan, env: { ...stack.env } },
@@ -90,6 +91,15 @@ describe('content check task (read-back in a pipeline thread)', () => {
     assert.equal(result.content, undefined);
   });
 
+  it('opened only: the stored size and sha256, decrypted by age, nothing decompressed', async () => {
+    const run = readBack(good, true, 'opens');
+    const result = await run.result;
+    assert.equal(result.bytes, stored.length);
+    assert.equal(result.sha256, sha256(stored));
+    assert.equal(result.content, undefined);
+    assert.equal(run.progress(), stored.length);
+  });
+
   it('with the sha256 of the compressed bytes: decrypted and compared, nothing decompressed', async () => {
     const result = await readBack(good, true, { compressedSha256: sha256(compressed) }).result;
     assert.equal(result.bytes, stored.length);
@@ -107,7 +117,7 @@ describe('content check task (read-back in a pipeline thread)', () => {
   });
 
   it('a changed byte inside the zstd frame: decrypts, then fails to decompress, checked either way', async () => {
-    await assert.rejects(readBack(badFrame, true, 'zstd-checksum').result, /zstd exited with 1/);
+    await assert.rejects(readBack(badFrame, true, 'zstd-checksum').result, /zstd -t exited with 1/);
     await assert.rejects(readBack(badFrame, true, 'files').result, /zstd exited with 1/);
   });
 
@@ -122,13 +132,22 @@ describe('content check task (read-back in a pipeline thread)', () => {
     const hashed = await readBack(flipped, false).result;
     assert.equal(hashed.bytes, stored.length);
     assert.notEqual(hashed.sha256, sha256(stored));
-    await assert.rejects(readBack(flipped, true).result, /age payload failed authentication/);
+    await assert.rejects(readBack(flipped, true).result, /failed to decrypt and authenticate payload chunk/);
+    await assert.rejects(
+      readBack(flipped, true, 'opens').result,
+      /failed to decrypt and authenticate payload chunk/,
+    );
   });
 
-  it('a missing object: a storage error naming the key', async () => {
-    await assert.rejects(readBack(`${folder}missing`, false).result, (err: LifeboatError) => {
-      assert.match(err.message, new RegExp(`reading ${folder}missing back`));
-      return true;
-    });
+  it('a missing object: a storage error naming the key and the status, with or without the identity', async () => {
+    for (const withIdentity of [false, true])
+      await assert.rejects(
+        readBack(`${folder}missing`, withIdentity, 'opens').result,
+        (err: LifeboatError) => {
+          assert.equal(err.code, 'IntegrityError');
+          assert.match(err.message, new RegExp(`reading ${folder}missing back: not in storage .*404`));
+          return true;
+        },
+      );
   });
 });
