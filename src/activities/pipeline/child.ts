@@ -1,6 +1,8 @@
 // Spawned tools of a pipeline (pg_basebackup, zstd): their exit status is part of the result, and
 // the tail of their stderr is what an operator needs when one fails.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 
 export interface Tool {
   name: string;
@@ -73,6 +75,16 @@ export function startTool(
     );
     child.once('close', (code, signal) => {
       if (code === 0) resolve();
+      // A wrapper (setpriv, runuser) that could not execute the tool: 127, as a shell says it.
+      else if (code === 127 && /failed to execute|No such file or directory/.test(stderrTail()))
+        reject(
+          new ToolError(
+            name,
+            `${args.includes('--') ? args[args.indexOf('--') + 1] : command} not found`,
+            stderrTail(),
+            true,
+          ),
+        );
       else
         reject(
           new ToolError(
@@ -146,3 +158,25 @@ export async function firstFailure(tools: Tool[], fallback: unknown): Promise<un
       return outcome.reason;
   return fallback;
 }
+
+/**
+ * A command that is killed when the thread that starts it ends (util-linux `setpriv --pdeathsig`),
+ * for a chain of tools with no Node process in it: a restore's curl → age → zstd → tar would
+ * otherwise go on writing into the data directory after its worker died, while a retry on another
+ * worker wipes it and starts over. Where setpriv is missing, the command as it is.
+ */
+export function dieWithParent(command: string, args: string[]): [string, string[]] {
+  return setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', command, ...args]] : [command, args];
+}
+
+const setpriv = (process.env.PATH ?? '')
+  .split(path.delimiter)
+  .map((dir) => path.join(dir, 'setpriv'))
+  .find((file) => {
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });

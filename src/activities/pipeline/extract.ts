@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { LifeboatError } from '../../domain/errors.ts';
 import type { PresignedGet } from '../ports/object-store.ts';
 import type { Binaries } from './binaries.ts';
-import { allOrKill, firstFailure, startTool, type Tool } from './child.ts';
+import { allOrKill, dieWithParent, firstFailure, startTool, type Tool } from './child.ts';
 import { withFifos } from './fifo.ts';
 import { flushBehind, type FlushCount } from './flush-behind.ts';
 
@@ -48,14 +48,15 @@ export function extractBaseBackup(options: ExtractOptions): Promise<ExtractResul
 async function extractThrough(fifo: string, options: ExtractOptions): Promise<ExtractResult> {
   const { source, binaries, signal } = options;
   let curlStderr = '';
+  // No Node process is in this chain: each tool dies with the worker (dieWithParent), or curl
+  // would go on downloading, and tar writing into the directory, after the worker was gone.
   const curl = startTool(
     'curl',
-    binaries.curl,
-    [
+    ...dieWithParent(binaries.curl, [
       ...['--fail', '--show-error', '--progress-bar', '--config', '-', '--output', fifo],
       ...(source.caFile ? ['--cacert', source.caFile] : []),
       ...['--write-out', '%{stderr}lifeboat-bytes %{size_download}\n'],
-    ],
+    ]),
     {
       stdio: ['pipe', 'ignore', 'pipe'],
       onStderr: (text) => {
@@ -69,13 +70,13 @@ async function extractThrough(fifo: string, options: ExtractOptions): Promise<Ex
   // The URL is a bearer token for the object: on stdin, where `ps` does not show it.
   curl.child.stdin!.on('error', () => undefined); // a curl that died early is reported by its exit
   curl.child.stdin!.end(`url = ${JSON.stringify(source.url)}\n`);
-  const age = startTool('age', binaries.age, ['-d', '-i', '-', fifo]);
+  const age = startTool('age', ...dieWithParent(binaries.age, ['-d', '-i', '-', fifo]));
   age.child.stdin!.on('error', () => undefined);
   age.child.stdin!.end(options.identity);
   // -v: zstd ends by saying how many bytes it wrote, the size of the tar (tar's own count is
   // rounded up to its 1 MiB records).
   let zstdStderr = '';
-  const zstd = startTool('zstd -d', binaries.zstd, ['-d', '-v', '-c'], {
+  const zstd = startTool('zstd -d', ...dieWithParent(binaries.zstd, ['-d', '-v', '-c']), {
     stdio: [age.child.stdout!, 'pipe', 'pipe'],
     onStderr: (text) => (zstdStderr = `${zstdStderr}${text}`.slice(-4096)),
     isProgress: (line) => ZSTD_BANNER.test(line) || ZSTD_BYTES.test(line),

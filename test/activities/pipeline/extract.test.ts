@@ -2,7 +2,7 @@
 // server through a presigned URL: the files as stored, the byte counts both tools report, the
 // progress, each file flushed behind tar; and the cause named when the chain breaks.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -133,5 +133,36 @@ describe('base backup extraction with curl, age, zstd and tar', () => {
     abort.abort(new Error('cancelled by the test'));
     await assert.rejects(result, /cancelled by the test/);
     assert.equal(processAlive(pid), false);
+  });
+
+  it('the tools die with the process that started them: none writes on after its worker is gone', async () => {
+    // A worker (a Node process of its own) starts an extraction whose curl never sends a byte,
+    // and is SIGKILLed; its curl must not outlive it.
+    const pidFile = path.join(scratch, 'orphan.pid');
+    const stalled = path.join(scratch, 'orphan-curl');
+    fs.writeFileSync(stalled, `#!/bin/sh\necho $$ > ${pidFile}\nexec sleep 600\n`, { mode: 0o755 });
+    const dataDir = fs.mkdtempSync(path.join(scratch, 'orphan-'));
+    const extractModule = new URL('../../../src/activities/pipeline/extract.ts', import.meta.url).href;
+    const worker = spawn(
+      process.execPath,
+      [
+        '--disable-warning=ExperimentalWarning',
+        '--input-type=module',
+        '-e',
+        `const { extractBaseBackup } = await import(${JSON.stringify(extractModule)});
+         await extractBaseBackup({ source: { url: 'https://127.0.0.1:1/x' }, identity: 'x',
+           binaries: { curl: ${JSON.stringify(stalled)}, age: 'age', zstd: 'zstd' },
+           dataDir: ${JSON.stringify(dataDir)}, runAs: (c, a) => [c, a], signal: new AbortController().signal });`,
+      ],
+      { stdio: 'ignore' },
+    );
+    while (!fs.existsSync(pidFile) || !fs.readFileSync(pidFile, 'utf8').trim())
+      await new Promise((r) => setTimeout(r, 20));
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    assert.equal(processAlive(pid), true);
+    worker.kill('SIGKILL');
+    await new Promise((r) => worker.once('exit', r));
+    for (let i = 0; i < 100 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(processAlive(pid), false, 'the stalled curl outlived its worker');
   });
 });
