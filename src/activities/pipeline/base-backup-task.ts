@@ -138,6 +138,10 @@ async function stream(
   // early makes the one before it fail on its next write instead of blocking forever.
   for (const tool of [pgbb, tee, zstd, unzstd]) tool?.child.stdout!.destroy();
   const tools = [pgbb, tee, zstd, age, unzstd, check].filter((t): t is Tool => t !== undefined);
+  // The upload waits in a read of age's output, which only the end of that output interrupts: a
+  // cancelled backup (throttled with -r, or waiting on a spread checkpoint) ends its tools at once.
+  const killAll = () => tools.forEach((t) => t.kill());
+  signal.addEventListener('abort', killAll, { once: true });
 
   let pgExitedAt = 0;
   const pgExited = pgbb.done.then(() => (pgExitedAt = Date.now()));

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { recipientOf } from '../../../src/activities/pipeline/age.ts';
+import { processAlive } from '../../../src/activities/pipeline/child.ts';
 import type {
   BaseBackupTaskOptions,
   BaseBackupTaskResult,
@@ -43,9 +44,10 @@ describe('base backup task (files checked as they stream)', () => {
     );
     return file;
   };
-  const stream = async (file: string, key: string, by: By) =>
+  const stream = async (file: string, key: string, by: By) => (await start(file, key, by)).result;
+  const start = async (file: string, key: string, by: By, producer = { command: 'cat', args: [file] }) =>
     runInThread<BaseBackupTaskOptions, BaseBackupTaskResult>(TASK, {
-      pgBasebackup: { command: 'cat', args: [file], env: { PATH: process.env.PATH } },
+      pgBasebackup: { ...producer, env: { PATH: process.env.PATH } },
       compression:
         by === 'pg_basebackup' ? { by, zstd: 'zstd' } : { by, command: 'zstd', args: ['-3', '-q', '-c'] },
       age: 'age',
@@ -58,7 +60,7 @@ describe('base backup task (files checked as they stream)', () => {
         uploadId: await store.createMultipartUpload(key),
         firstPartBytes: 5 << 20,
       },
-    }).result;
+    });
 
   before(async () => {
     stack = await ensureStack();
@@ -116,4 +118,21 @@ describe('base backup task (files checked as they stream)', () => {
       assert.deepEqual(await store.listMultipartUploads(key), []);
     });
   }
+
+  it('an abort while the producer is silent ends every tool at once, and the upload with them', async () => {
+    // A "pg_basebackup" that sends nothing (as one waiting on a spread checkpoint, or throttled)
+    // and records its pid: the thread waits in a read of age's output that only its end ends.
+    const pidFile = path.join(dir, 'silent.pid');
+    const silent = path.join(dir, 'silent-pg_basebackup');
+    fs.writeFileSync(silent, `#!/bin/sh\necho $$ > ${pidFile}\nexec sleep 600\n`, { mode: 0o755 });
+    const key = `${folder}aborted.tar.zst.age`;
+    const run = await start('', key, 'pg_basebackup', { command: silent, args: [] });
+    while (!fs.existsSync(pidFile) || !fs.readFileSync(pidFile, 'utf8').trim())
+      await new Promise((r) => setTimeout(r, 20));
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    run.abort(new Error('cancelled by the test'));
+    await assert.rejects(run.result, /cancelled by the test/);
+    assert.equal(processAlive(pid), false);
+    assert.deepEqual(await store.listMultipartUploads(key), []);
+  });
 });
