@@ -42,7 +42,7 @@ import {
 } from './pipeline/file-checksum.ts';
 import { parsePostgresManifest, type ContentCheck } from './postgres-manifest.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
-import type { ObjectStore } from './ports/object-store.ts';
+import type { ObjectStore, PresignedGet } from './ports/object-store.ts';
 import { connectPostgres } from './ports/postgres.ts';
 import type { StorageLocationName } from './storage.ts';
 import { storageError } from './storage-error.ts';
@@ -54,6 +54,8 @@ const ZSTD_THREADS = 2;
 /** backup_manifest's per-file checksums, asked of pg_basebackup. */
 const FILE_CHECKSUMS: FileChecksumAlgorithm = 'CRC32C';
 const HEARTBEAT_EVERY_MS = 1000;
+/** How long verification's presigned URL of an object is valid: curl starts at once. */
+const READ_BACK_URL_VALID_S = 15 * 60;
 const BASE_BACKUP_TASK = new URL('./pipeline/base-backup-task.ts', import.meta.url);
 const CONTENT_CHECK_TASK = new URL('./pipeline/content-check-task.ts', import.meta.url);
 
@@ -337,7 +339,7 @@ export function createBackupActivities(deps: BackupDeps) {
             );
           const checked = await readBack(
             object,
-            { identity, inside, algorithm, plan: deps.plan, env: deps.env },
+            { identity, inside, algorithm, store, env: deps.env },
             progress,
             ctx.cancellationSignal,
           );
@@ -556,19 +558,25 @@ async function readBack(
     identity: string | undefined;
     inside: ContentCheckTaskOptions['inside'];
     algorithm: FileChecksumAlgorithm;
-    plan: Plan;
+    store: ObjectStore;
     env: Environment;
   },
   progress: VerifyProgress,
   cancelled: AbortSignal,
 ): Promise<{ content?: ContentCheck }> {
+  let source: PresignedGet;
+  try {
+    source = await check.store.presignGet(object.key, READ_BACK_URL_VALID_S);
+  } catch (err) {
+    throw storageError(err, `reading ${object.key} back`);
+  }
   const thread = runInThread<ContentCheckTaskOptions, ContentCheckTaskResult, number>(CONTENT_CHECK_TASK, {
     identity: check.identity,
     inside: check.inside,
     binaries: binaries(check.env),
     algorithm: check.algorithm,
     key: object.key,
-    source: { plan: check.plan, env: { ...check.env } },
+    source,
   });
   const before = progress.verifiedBytes;
   const beat = setInterval(() => (progress.verifiedBytes = before + (thread.progress() ?? 0)), 250);

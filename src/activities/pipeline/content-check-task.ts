@@ -1,5 +1,5 @@
 // Verification's read-back, run in a pipeline thread (in-thread.ts): the stored base backup
-// downloaded by curl from a presigned URL of the plan's primary storage, its sha256 and size taken
+// downloaded by curl from a presigned URL (of the plan's primary storage), its sha256 and size taken
 // here; with the age identity, also opened by age (which authenticates every 64 KiB chunk), and
 // inside, as the backup's stream check left to prove: nothing more when the check read the very
 // bytes age encrypted; zstd's own checksum of the whole tar (`zstd -t`) when it read the tar
@@ -9,11 +9,9 @@ import { createHash } from 'node:crypto';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../../domain/errors.ts';
-import type { Plan } from '../../domain/plan.ts';
-import type { Environment } from '../ports/environment.ts';
-import { planStore } from '../ports/object-store.ts';
+import type { PresignedGet } from '../ports/object-store.ts';
 import { contentChecker, type ContentCheck } from '../postgres-manifest.ts';
-import { curlError, storageError } from '../storage-error.ts';
+import { curlError } from '../storage-error.ts';
 import type { Binaries } from './binaries.ts';
 import { allOrKill, firstFailure, startTool, ToolError, type Tool } from './child.ts';
 import { withFifos } from './fifo.ts';
@@ -38,7 +36,11 @@ export interface ContentCheckTaskOptions {
   algorithm: FileChecksumAlgorithm;
   /** The object, in the plan's primary storage. */
   key: string;
-  source: { plan: Plan; env: Environment };
+  /**
+   * A presigned GET of it, made by the activity: this thread then loads no AWS SDK (a few hundred
+   * milliseconds of its start).
+   */
+  source: PresignedGet;
 }
 
 export interface ContentCheckTaskResult {
@@ -49,9 +51,6 @@ export interface ContentCheckTaskResult {
   content?: ContentCheck;
 }
 
-/** How long the read-back's presigned URL is valid: curl starts at once. */
-const READ_BACK_URL_VALID_S = 15 * 60;
-
 /** Progress: bytes read back so far. */
 export const run: ThreadTask<ContentCheckTaskOptions, ContentCheckTaskResult, number> = (ctx) =>
   // tee gives age the ciphertext through a FIFO, so that age's standard input can carry the identity.
@@ -61,16 +60,7 @@ async function readBack(
   fifo: string,
   { options, signal, progressFrom }: Parameters<ThreadTask<ContentCheckTaskOptions, never, number>>[0],
 ): Promise<ContentCheckTaskResult> {
-  const { key, binaries } = options;
-  let source;
-  try {
-    source = await planStore(options.source.plan, options.source.env, 'primary').presignGet(
-      key,
-      READ_BACK_URL_VALID_S,
-    );
-  } catch (err) {
-    throw storageError(err, `reading ${key} back`);
-  }
+  const { key, binaries, source } = options;
   const curl = startTool('curl', binaries.curl, [
     ...['--fail', '--silent', '--show-error', '--config', '-'],
     ...(source.caFile ? ['--cacert', source.caFile] : []),

@@ -34,7 +34,7 @@ describe('content check task (read-back in a pipeline thread)', () => {
   const flipped = `${folder}flipped.tar.zst.age`;
   const badFrame = `${folder}bad-frame.tar.zst.age`;
 
-  const readBack = (
+  const readBack = async (
     key: string,
     withIdentity: boolean,
     inside: ContentCheckTaskOptions['inside'] = 'files',
@@ -45,7 +45,7 @@ describe('content check task (read-back in a pipeline thread)', () => {
       binaries: { zstd: 'zstd', age: 'age', curl: 'curl' },
       algorithm: 'CRC32C',
       key,
-      source: { plan: stack.plan, env: { ...stack.env } },
+      source: await store.presignGet(key, 60),
     });
 
   before(async () => {
@@ -75,7 +75,7 @@ describe('content check task (read-back in a pipeline thread)', () => {
   });
 
   it('with the identity: the stored size and sha256, and every file checked against backup_manifest', async () => {
-    const run = readBack(good, true);
+    const run = await readBack(good, true);
     const result = await run.result;
     assert.equal(result.bytes, stored.length);
     assert.equal(result.sha256, sha256(stored));
@@ -85,14 +85,14 @@ describe('content check task (read-back in a pipeline thread)', () => {
   });
 
   it("with the identity, zstd's checksum only: the stored size and sha256, decompressed, no files listed", async () => {
-    const result = await readBack(good, true, 'zstd-checksum').result;
+    const result = await (await readBack(good, true, 'zstd-checksum')).result;
     assert.equal(result.bytes, stored.length);
     assert.equal(result.sha256, sha256(stored));
     assert.equal(result.content, undefined);
   });
 
   it('opened only: the stored size and sha256, decrypted by age, nothing decompressed', async () => {
-    const run = readBack(good, true, 'opens');
+    const run = await readBack(good, true, 'opens');
     const result = await run.result;
     assert.equal(result.bytes, stored.length);
     assert.equal(result.sha256, sha256(stored));
@@ -101,40 +101,46 @@ describe('content check task (read-back in a pipeline thread)', () => {
   });
 
   it('with the sha256 of the compressed bytes: decrypted and compared, nothing decompressed', async () => {
-    const result = await readBack(good, true, { compressedSha256: sha256(compressed) }).result;
+    const result = await (await readBack(good, true, { compressedSha256: sha256(compressed) })).result;
     assert.equal(result.bytes, stored.length);
     assert.equal(result.sha256, sha256(stored));
     assert.equal(result.content, undefined);
     const other = sha256(Buffer.from('other'));
-    await assert.rejects(readBack(good, true, { compressedSha256: other }).result, (err: LifeboatError) => {
-      assert.equal(err.code, 'IntegrityError');
-      assert.match(
-        err.message,
-        new RegExp(`decrypts to bytes with sha256 ${sha256(compressed)}, not the ${other}`),
-      );
-      return true;
-    });
+    await assert.rejects(
+      (await readBack(good, true, { compressedSha256: other })).result,
+      (err: LifeboatError) => {
+        assert.equal(err.code, 'IntegrityError');
+        assert.match(
+          err.message,
+          new RegExp(`decrypts to bytes with sha256 ${sha256(compressed)}, not the ${other}`),
+        );
+        return true;
+      },
+    );
   });
 
   it('a changed byte inside the zstd frame: decrypts, then fails to decompress, checked either way', async () => {
-    await assert.rejects(readBack(badFrame, true, 'zstd-checksum').result, /zstd -t exited with 1/);
-    await assert.rejects(readBack(badFrame, true, 'files').result, /zstd exited with 1/);
+    await assert.rejects((await readBack(badFrame, true, 'zstd-checksum')).result, /zstd -t exited with 1/);
+    await assert.rejects((await readBack(badFrame, true, 'files')).result, /zstd exited with 1/);
   });
 
   it('without the identity: the stored size and sha256 only, nothing opened', async () => {
-    const result = await readBack(good, false).result;
+    const result = await (await readBack(good, false)).result;
     assert.equal(result.bytes, stored.length);
     assert.equal(result.sha256, sha256(stored));
     assert.equal(result.content, undefined);
   });
 
   it('a changed byte: a sha256 other than what was written, and with the identity it does not open', async () => {
-    const hashed = await readBack(flipped, false).result;
+    const hashed = await (await readBack(flipped, false)).result;
     assert.equal(hashed.bytes, stored.length);
     assert.notEqual(hashed.sha256, sha256(stored));
-    await assert.rejects(readBack(flipped, true).result, /failed to decrypt and authenticate payload chunk/);
     await assert.rejects(
-      readBack(flipped, true, 'opens').result,
+      (await readBack(flipped, true)).result,
+      /failed to decrypt and authenticate payload chunk/,
+    );
+    await assert.rejects(
+      (await readBack(flipped, true, 'opens')).result,
       /failed to decrypt and authenticate payload chunk/,
     );
   });
@@ -142,7 +148,7 @@ describe('content check task (read-back in a pipeline thread)', () => {
   it('a missing object: a storage error naming the key and the status, with or without the identity', async () => {
     for (const withIdentity of [false, true])
       await assert.rejects(
-        readBack(`${folder}missing`, withIdentity, 'opens').result,
+        (await readBack(`${folder}missing`, withIdentity, 'opens')).result,
         (err: LifeboatError) => {
           assert.equal(err.code, 'IntegrityError');
           assert.match(err.message, new RegExp(`reading ${folder}missing back: not in storage .*404`));
