@@ -142,6 +142,9 @@ elif [[ $f =~ ^[0-9A-F]{24}$ ]]; then
     ask=
     sleep 0.02
   done
+  # The prefetcher announces its next segment only after writing the one before: a .next read
+  # past $f means $f was written meanwhile (after the loop looked), or never will be.
+  if [[ -n $ask && -f $d/$f ]]; then mv -f "$d/$f" "$p" && exit 0; fi
   if [[ -n $ask ]]; then
     # The archive's end (the newest partial upload), or a segment read again: the running
     # prefetcher fetches it as wal-fetch would, without a Node of its own.
