@@ -158,6 +158,7 @@ export function createBackupActivities(deps: BackupDeps) {
         '--verbose',
         '--progress',
       ];
+      const tools = binaries(deps.env);
       const thread = runInThread<BaseBackupTaskOptions, BaseBackupTaskResult, BaseBackupTaskProgress>(
         BASE_BACKUP_TASK,
         {
@@ -174,13 +175,13 @@ export function createBackupActivities(deps: BackupDeps) {
             },
           },
           compression: clientZstd
-            ? { by: 'pg_basebackup', zstd: binaries(deps.env).zstd }
+            ? { by: 'pg_basebackup', zstd: tools.zstd }
             : {
                 by: 'zstd',
-                command: binaries(deps.env).zstd,
+                command: tools.zstd,
                 args: [`-${COMPRESSION_LEVEL}`, `-T${ZSTD_THREADS}`, '-q', '-c'],
               },
-          age: binaries(deps.env).age,
+          age: tools.age,
           recipients,
           algorithm: FILE_CHECKSUMS,
           upload: {

@@ -151,7 +151,9 @@ export function readEitherStore(
     <T>(key: string, read: (s: ObjectStore) => Promise<T>) =>
     async (s: ObjectStore): Promise<T | undefined> =>
       (await s.head(key)) ? read(s) : undefined;
-  const required = <T>(key: string, v: T | undefined): T => {
+  /** Read from the first location that holds the object; neither holding it is an error. */
+  const held = async <T>(key: string, read: (s: ObjectStore) => Promise<T>): Promise<T> => {
+    const v = await either(key, whereHeld(key, read));
     if (v === undefined) throw new LifeboatError('IntegrityError', `${key} is in neither location`);
     return v;
   };
@@ -163,30 +165,9 @@ export function readEitherStore(
     },
     head: (key) => either(key, (s) => s.head(key)),
     getIfPresent: (key) => either(key, (s) => s.getIfPresent(key)),
-    get: async (key) =>
-      required(
-        key,
-        await either(
-          key,
-          whereHeld(key, (s) => s.get(key)),
-        ),
-      ),
-    getStream: async (key, range) =>
-      required(
-        key,
-        await either(
-          key,
-          whereHeld(key, (s) => s.getStream(key, range)),
-        ),
-      ),
-    presignGet: async (key, expiresInSeconds) =>
-      required(
-        key,
-        await either(
-          key,
-          whereHeld(key, (s) => s.presignGet(key, expiresInSeconds)),
-        ),
-      ),
+    get: (key) => held(key, (s) => s.get(key)),
+    getStream: (key, range) => held(key, (s) => s.getStream(key, range)),
+    presignGet: (key, expiresInSeconds) => held(key, (s) => s.presignGet(key, expiresInSeconds)),
     list: async (keyPrefix) => {
       const { results } = await fromEach(
         [

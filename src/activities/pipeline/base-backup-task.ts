@@ -21,7 +21,7 @@ import type { Plan } from '../../domain/plan.ts';
 import type { Environment } from '../ports/environment.ts';
 import { planStore } from '../ports/object-store.ts';
 import { storageError } from '../storage-error.ts';
-import { allOrKill, firstFailure, startTool, ToolError, type Tool } from './child.ts';
+import { allOrKill, startTool, ToolError, type Tool } from './child.ts';
 import { openFifoForChild, withFifos } from './fifo.ts';
 import type { FileChecksumAlgorithm } from './file-checksum.ts';
 import type { ThreadTask } from './in-thread.ts';
@@ -138,10 +138,6 @@ async function stream(
   // early makes the one before it fail on its next write instead of blocking forever.
   for (const tool of [pgbb, tee, zstd, unzstd]) tool?.child.stdout!.destroy();
   const tools = [pgbb, tee, zstd, age, unzstd, check].filter((t): t is Tool => t !== undefined);
-  // The upload waits in a read of age's output, which only the end of that output interrupts: a
-  // cancelled backup (throttled with -r, or waiting on a spread checkpoint) ends its tools at once.
-  const killAll = () => tools.forEach((t) => t.kill());
-  signal.addEventListener('abort', killAll, { once: true });
 
   let pgExitedAt = 0;
   const pgExited = pgbb.done.then(() => (pgExitedAt = Date.now()));
@@ -171,7 +167,7 @@ async function stream(
   try {
     await allOrKill([upload, producerOk], tools, signal);
   } catch (err) {
-    throw signal.aborted ? err : pipelineError(await firstFailure(tools, err), pgbb);
+    throw signal.aborted ? err : pipelineError(err, pgbb);
   }
   return {
     rawBytes: checked!.bytes,

@@ -34,12 +34,12 @@ export class ToolError extends Error {
   }
 }
 
-export function startTool(
-  name: string,
-  command: string,
-  args: string[],
-  options: SpawnOptions & { onStderr?: (text: string) => void; isProgress?: (line: string) => boolean } = {},
-): Tool {
+export type ToolOptions = SpawnOptions & {
+  onStderr?: (text: string) => void;
+  isProgress?: (line: string) => boolean;
+};
+
+export function startTool(name: string, command: string, args: string[], options: ToolOptions = {}): Tool {
   const { onStderr, isProgress, ...spawnOptions } = options;
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions });
   let tail = '';
@@ -129,20 +129,27 @@ export function processAlive(pid: number): boolean {
 }
 
 /**
- * Waits for every step of a pipeline of tools. On the first failure, kills the tools, lets the
- * other steps settle, and throws: the abort's reason when `signal` was aborted, else the failure.
+ * Waits for every step of a pipeline of tools (given in pipe order). On the first failure, or as
+ * soon as `signal` is aborted (a step may be waiting in a read only the tools' end interrupts),
+ * kills the tools, lets the other steps settle, and throws: the abort's reason, else the cause
+ * (firstFailure).
  */
 export async function allOrKill(
   steps: Promise<unknown>[],
   tools: Tool[],
   signal?: AbortSignal,
 ): Promise<void> {
+  const killAll = () => tools.forEach((t) => t.kill());
+  signal?.addEventListener('abort', killAll, { once: true });
   try {
+    if (signal?.aborted) killAll();
     await Promise.all(steps);
   } catch (err) {
-    for (const tool of tools) tool.kill();
+    killAll();
     await Promise.allSettled(steps);
-    throw signal?.aborted ? signal.reason : err;
+    throw signal?.aborted ? signal.reason : await firstFailure(tools, err);
+  } finally {
+    signal?.removeEventListener('abort', killAll);
   }
 }
 
@@ -151,7 +158,7 @@ export async function allOrKill(
  * fails, the others fail on a short input or a closed pipe too, and Node may hear of any of them
  * first; `fallback` when none did (a step that is not a tool failed).
  */
-export async function firstFailure(tools: Tool[], fallback: unknown): Promise<unknown> {
+async function firstFailure(tools: Tool[], fallback: unknown): Promise<unknown> {
   const outcomes = await Promise.allSettled(tools.map((t) => t.done));
   for (const outcome of outcomes)
     if (outcome.status === 'rejected' && !(outcome.reason instanceof ToolError && outcome.reason.killed))

@@ -6,15 +6,16 @@
 // before a zstd process compressed it; for results from before those, the decrypted bytes
 // against the compressed sha256, or every file of the tar against backup_manifest.
 import { createHash } from 'node:crypto';
-import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../../domain/errors.ts';
 import type { PresignedGet } from '../ports/object-store.ts';
 import { contentChecker, type ContentCheck } from '../postgres-manifest.ts';
 import { curlError } from '../storage-error.ts';
 import type { Binaries } from './binaries.ts';
-import { allOrKill, firstFailure, startTool, ToolError, type Tool } from './child.ts';
+import { allOrKill, startTool, ToolError, type Tool } from './child.ts';
 import { withFifos } from './fifo.ts';
+import { startAgeDecrypt, startPresignedGet } from './stock-tools.ts';
 import type { FileChecksumAlgorithm } from './file-checksum.ts';
 import type { ThreadTask } from './in-thread.ts';
 
@@ -61,43 +62,35 @@ async function readBack(
   { options, signal, progressFrom }: Parameters<ThreadTask<ContentCheckTaskOptions, never, number>>[0],
 ): Promise<ContentCheckTaskResult> {
   const { key, binaries, source } = options;
-  const curl = startTool('curl', binaries.curl, [
-    ...['--fail', '--silent', '--show-error', '--config', '-'],
-    ...(source.caFile ? ['--cacert', source.caFile] : []),
-  ]);
+  const curl = startPresignedGet(binaries.curl, source, ['--silent']);
   // The ciphertext passes this thread only to be hashed; with the identity, tee hands age a copy.
   const tee =
     options.identity === undefined
       ? undefined
       : startTool('tee', 'tee', [fifo], { stdio: [curl.child.stdout!, 'pipe', 'pipe'] });
   if (tee) curl.child.stdout!.destroy();
-  curl.child.stdin!.on('error', () => undefined); // a curl that died early is reported by its exit
-  // The URL is a bearer token for the object: on stdin, where `ps` does not show it.
-  curl.child.stdin!.end(`url = ${JSON.stringify(source.url)}\n`);
   const hash = createHash('sha256');
   let bytes = 0;
   progressFrom(() => bytes);
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done: TransformCallback) {
+  const hashed = new Writable({
+    write(chunk: Buffer, _enc, done) {
       hash.update(chunk);
       bytes += chunk.length;
-      done(null, chunk);
+      done();
     },
   });
   const read = () => ({ bytes, sha256: hash.digest('hex') });
   const tools: Tool[] = tee ? [curl, tee] : [curl];
   const steps: Promise<unknown>[] = [
     ...tools.map((t) => t.done),
-    pipeline((tee ?? curl).child.stdout!, tap, discard(), { signal }),
+    pipeline((tee ?? curl).child.stdout!, hashed, { signal }),
   ];
   let inside: () => Partial<ContentCheckTaskResult> = () => ({});
   if (options.identity !== undefined) {
     const mode = options.inside;
-    const age = startTool('age', binaries.age, ['-d', '-i', '-', fifo], {
+    const age = startAgeDecrypt(binaries.age, options.identity, fifo, {
       stdio: ['pipe', mode === 'opens' ? 'ignore' : 'pipe', 'pipe'],
     });
-    age.child.stdin!.on('error', () => undefined);
-    age.child.stdin!.end(options.identity);
     tools.push(age);
     steps.push(age.done);
     if (mode === 'zstd-checksum') {
@@ -139,13 +132,9 @@ async function readBack(
   try {
     await allOrKill(steps, tools, signal);
   } catch (err) {
-    if (signal.aborted) throw err;
-    const cause = await firstFailure(tools, err);
-    throw cause instanceof ToolError && cause.tool === 'curl'
-      ? curlError(cause, `reading ${key} back`)
-      : cause;
+    throw !signal.aborted && err instanceof ToolError && err.tool === 'curl'
+      ? curlError(err, `reading ${key} back`)
+      : err;
   }
   return { ...read(), ...inside() };
 }
-
-const discard = () => new Writable({ write: (_chunk, _enc, done) => done() });

@@ -8,9 +8,10 @@ import { createInterface } from 'node:readline';
 import { LifeboatError } from '../../domain/errors.ts';
 import type { PresignedGet } from '../ports/object-store.ts';
 import type { Binaries } from './binaries.ts';
-import { allOrKill, dieWithParent, firstFailure, startTool, type Tool } from './child.ts';
+import { allOrKill, dieWithParent, startTool } from './child.ts';
 import { withFifos } from './fifo.ts';
 import { flushBehind, type FlushCount } from './flush-behind.ts';
+import { startAgeDecrypt, startPresignedGet } from './stock-tools.ts';
 
 export interface ExtractOptions {
   source: PresignedGet;
@@ -50,14 +51,12 @@ async function extractThrough(fifo: string, options: ExtractOptions): Promise<Ex
   let curlStderr = '';
   // No Node process is in this chain: each tool dies with the worker (dieWithParent), or curl
   // would go on downloading, and tar writing into the directory, after the worker was gone.
-  const curl = startTool(
-    'curl',
-    ...dieWithParent(binaries.curl, [
-      ...['--fail', '--show-error', '--progress-bar', '--config', '-', '--output', fifo],
-      ...(source.caFile ? ['--cacert', source.caFile] : []),
-      ...['--write-out', '%{stderr}lifeboat-bytes %{size_download}\n'],
-    ]),
+  const curl = startPresignedGet(
+    binaries.curl,
+    source,
+    ['--progress-bar', '--output', fifo, '--write-out', '%{stderr}lifeboat-bytes %{size_download}\n'],
     {
+      wrap: dieWithParent,
       stdio: ['pipe', 'ignore', 'pipe'],
       onStderr: (text) => {
         curlStderr = `${curlStderr}${text}`.slice(-4096);
@@ -67,12 +66,7 @@ async function extractThrough(fifo: string, options: ExtractOptions): Promise<Ex
       isProgress: (line) => /^[#\s]*(\d+(\.\d+)?%)?$/.test(line) || CURL_BYTES.test(line),
     },
   );
-  // The URL is a bearer token for the object: on stdin, where `ps` does not show it.
-  curl.child.stdin!.on('error', () => undefined); // a curl that died early is reported by its exit
-  curl.child.stdin!.end(`url = ${JSON.stringify(source.url)}\n`);
-  const age = startTool('age', ...dieWithParent(binaries.age, ['-d', '-i', '-', fifo]));
-  age.child.stdin!.on('error', () => undefined);
-  age.child.stdin!.end(options.identity);
+  const age = startAgeDecrypt(binaries.age, options.identity, fifo, { wrap: dieWithParent });
   // -v: zstd ends by saying how many bytes it wrote, the size of the tar (tar's own count is
   // rounded up to its 1 MiB records).
   let zstdStderr = '';
@@ -97,9 +91,11 @@ async function extractThrough(fifo: string, options: ExtractOptions): Promise<Ex
   members.on('line', (member) => flush.starting(member));
   const chain = [curl, age, zstd, tar];
   try {
-    await allOrKill([...chain.map((t) => t.done), untilAborted(signal, chain)], chain, signal);
-  } catch (err) {
-    throw signal.aborted ? err : await firstFailure(chain, err);
+    await allOrKill(
+      chain.map((t) => t.done),
+      chain,
+      signal,
+    );
   } finally {
     members.close();
   }
@@ -112,18 +108,4 @@ async function extractThrough(fifo: string, options: ExtractOptions): Promise<Ex
       `curl or zstd did not report what they moved: ${curlStderr.trim()} ${zstdStderr.trim()}`,
     );
   return { storedBytes: Number(stored[1]), rawBytes: Number(total[1]), flush: flushed };
-}
-
-/** Rejects with the abort's reason if `signal` is aborted before every tool has exited. */
-function untilAborted(signal: AbortSignal, tools: Tool[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () =>
-      reject(signal.reason instanceof Error ? signal.reason : new Error(`aborted: ${String(signal.reason)}`));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    void Promise.allSettled(tools.map((t) => t.done)).then(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
 }
