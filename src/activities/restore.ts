@@ -13,6 +13,7 @@ import { Context, log } from '@temporalio/activity';
 import { LifeboatError } from '../domain/errors.ts';
 import { lsnDistance } from '../domain/lsn.ts';
 import { segmentOfLsn } from '../domain/wal.ts';
+import { prefetchUntil } from '../domain/wal-prefetch.ts';
 import type { CatalogEntry } from '../domain/manifest.ts';
 import { dbnameOf, type Plan, type PostgresConnection } from '../domain/plan.ts';
 import {
@@ -96,6 +97,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
     database: string,
     walSegmentSize: number,
     firstSegment: string | undefined,
+    target: RestoreTarget | undefined,
   ) => {
     const setup = writeWalFetchSidecar({
       plan: deps.plan,
@@ -105,7 +107,13 @@ export function createRestoreActivities(deps: RestoreDeps) {
       walSegmentSize,
     });
     await chown(setup.sidecar);
-    if (firstSegment) startWalPrefetcher(setup.sidecar, firstSegment, asUser);
+    if (firstSegment)
+      startWalPrefetcher(
+        setup.sidecar,
+        firstSegment,
+        asUser,
+        target ? prefetchUntil(target, parseInt(firstSegment.slice(0, 8), 16), walSegmentSize) : {},
+      );
     return setup;
   };
   /** The recovery settings, owned by the PostgreSQL OS user (the rest came from its own tar). */
@@ -140,7 +148,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
     },
 
     /**
-     * Base backup: storage → age → zstd → tar, streamed into a fresh data directory, never staged.
+     * Base backup: storage → age → bsdtar (zstd and tar), streamed into a fresh data directory, never staged.
      * Refuses a directory that is not empty and not this restore's, or that a server runs on. A
      * retry of this restore wipes what an interrupted attempt left and starts over.
      */
@@ -150,6 +158,8 @@ export function createRestoreActivities(deps: RestoreDeps) {
       backupId: string;
       /** Default `<LIFEBOAT_RESTORE_ROOT>/<restore id>/data`. */
       dataDir?: string;
+      /** Where replay will stop: the WAL prefetcher fetches no further ahead (absent: as far as it may). */
+      target?: RestoreTarget;
     }): Promise<{
       dataDir: string;
       storedBytes: number;
@@ -204,6 +214,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
         input.database,
         walSegmentSize,
         segmentOfLsn(timeline, manifest.start.lsn, walSegmentSize),
+        input.target,
       );
 
       const identity = requireEnv(
@@ -234,7 +245,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
         if (err instanceof ToolError && err.notFound)
           throw new LifeboatError(
             'InvalidInput',
-            `${err.message} on this worker: a restore needs curl, age, zstd and tar (Debian: apt-get install curl age zstd tar), or LIFEBOAT_CURL / LIFEBOAT_AGE / LIFEBOAT_ZSTD naming them`,
+            `${err.message} on this worker: a restore needs curl, age and bsdtar (Debian: apt-get install curl age libarchive-tools), or LIFEBOAT_CURL / LIFEBOAT_AGE / LIFEBOAT_BSDTAR naming them`,
           );
         if (err instanceof ToolError && err.tool === 'curl') throw curlError(err, `downloading ${base.key}`);
         throw new LifeboatError('Unreachable', `downloading ${base.key}: ${(err as Error).message}`);
@@ -242,7 +253,8 @@ export function createRestoreActivities(deps: RestoreDeps) {
         clearInterval(beat);
       }
       progress.storedBytes = extracted.storedBytes;
-      progress.rawBytes = extracted.rawBytes;
+      // The tar's size as the backup counted it: bsdtar does not report one.
+      progress.rawBytes = manifest.sizes.raw;
       if (extracted.storedBytes !== base.bytes)
         throw new LifeboatError(
           'IntegrityError',
@@ -303,6 +315,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
         input.database,
         input.walSegmentSize,
         label?.[1],
+        input.target,
       );
       await writeRecovery(dataDir, recoverySettings({ ...input, restoreCommand }));
       // pg_ctl -w returns once the server is consistent, which may take long: heartbeat meanwhile

@@ -304,7 +304,7 @@ export function quoteSetting(value: string): string {
 /**
  * Phases of a point-in-time restore, in order.
  * - `resolving`: the catalog and the WAL listing read, the chain chosen (or the target refused).
- * - `downloading`: base backup streamed storage → age → zstd → tar into the fresh data directory.
+ * - `downloading`: base backup streamed storage → age → bsdtar into the fresh data directory.
  * - `replaying`: the restored server started; it fetches WAL through `lifeboat wal-fetch`.
  * - `validating`: the plan's validation queries, writes if promoted, every database connects.
  * - `awaiting-approval` (cutover only): the validated instance runs; approvers decide.

@@ -1,6 +1,9 @@
 // The prefetch folder of a restored server (`<data dir>.lifeboat/prefetch/`): the names through
 // which the background prefetcher (`lifeboat wal-fetch --prefetch-from`), the restore_command
 // script and `lifeboat wal-fetch` itself talk. One place, since the script is written from them.
+import type { RestoreTarget } from './restore.ts';
+import { segmentOfLsn } from './wal.ts';
+
 export const PREFETCH = {
   /** The prefetcher's pid: at most one runs per restored server. */
   lock: '.prefetcher',
@@ -21,3 +24,23 @@ export const PREFETCH = {
   absent: '.absent',
   error: '.error',
 } as const;
+
+/**
+ * Where replay will stop, as far as the restore's target tells: the segment of a target LSN, or
+ * a target time (the first segment stored at or after it holds the stop, or the one after it
+ * does when the archiver stored it late). Nothing for `latest` and named restore points.
+ */
+export interface PrefetchUntil {
+  segment?: string;
+  time?: Date;
+}
+
+export function prefetchUntil(
+  target: RestoreTarget,
+  timeline: number,
+  walSegmentSize: number,
+): PrefetchUntil {
+  if (target.kind === 'lsn') return { segment: segmentOfLsn(timeline, target.lsn, walSegmentSize) };
+  if (target.kind === 'time') return { time: new Date(target.time) };
+  return {};
+}

@@ -179,6 +179,7 @@ export async function pointInTimeRestoreWorkflow(rawInput: RestoreInput): Promis
       database: input.database,
       backupId: chain.backup.id,
       dataDir: input.dataDir,
+      target,
     });
     dataDir = download.dataDir;
     state.dataDir = dataDir;

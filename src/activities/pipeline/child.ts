@@ -168,7 +168,7 @@ async function firstFailure(tools: Tool[], fallback: unknown): Promise<unknown> 
 
 /**
  * A command that is killed when the thread that starts it ends (util-linux `setpriv --pdeathsig`),
- * for a chain of tools with no Node process in it: a restore's curl → age → zstd → tar would
+ * for a chain of tools with no Node process in it: a restore's curl → age → bsdtar would
  * otherwise go on writing into the data directory after its worker died, while a retry on another
  * worker wipes it and starts over. Where setpriv is missing, the command as it is.
  */

@@ -33,7 +33,7 @@ export interface ContentCheckTaskOptions {
    * `files`, every file against backup_manifest (results from before any stream check).
    */
   inside: 'opens' | 'zstd-checksum' | { compressedSha256: string } | 'files';
-  binaries: Binaries;
+  binaries: Pick<Binaries, 'curl' | 'age' | 'zstd'>;
   algorithm: FileChecksumAlgorithm;
   /** The object, in the plan's primary storage. */
   key: string;

@@ -3,14 +3,15 @@
 // PostgreSQL's start-up sync then waits for all of it to reach the disk (0.5-0.8 s of the
 // restore's RTO on the benchmark's machine), where the disk sat idle during the download. Flushed
 // behind tar, that sync finds almost nothing left to write. Only finished files are flushed: one
-// tar is still writing would make both wait on each other's page locks.
+// tar is still writing would make both wait on each other's page locks. bsdtar (-v) ends a
+// member's line only once the member is written, so a whole line names a finished file.
 import fs from 'node:fs';
 import path from 'node:path';
 
 export interface FlushBehind {
-  /** tar (`-v`) names the member it starts: the one before it is finished. */
-  starting(member: string): void;
-  /** tar has exited: the last member is finished too. Resolves once every flush has ended. */
+  /** tar (`-v`) has written this member. */
+  finished(member: string): void;
+  /** tar has exited. Resolves once every flush has ended. */
   finish(): Promise<FlushCount>;
 }
 
@@ -24,7 +25,6 @@ export function flushBehind(dataDir: string): FlushBehind {
   const root = path.resolve(dataDir);
   const flushes: Promise<void>[] = [];
   const count: FlushCount = { flushed: 0, skipped: 0 };
-  let previous: string | undefined;
   const flush = (member: string) => {
     const file = path.resolve(root, member);
     // Directories (tar names them with a trailing slash) and anything outside the directory.
@@ -45,13 +45,8 @@ export function flushBehind(dataDir: string): FlushBehind {
     );
   };
   return {
-    starting(member) {
-      if (previous !== undefined) flush(previous);
-      previous = member;
-    },
+    finished: flush,
     async finish() {
-      if (previous !== undefined) flush(previous);
-      previous = undefined;
       await Promise.all(flushes);
       return { ...count };
     },

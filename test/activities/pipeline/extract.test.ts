@@ -1,5 +1,5 @@
-// A base backup restored by the stock tools (curl → age → zstd → tar) from the stack's real S3
-// server through a presigned URL: the files as stored, the byte counts both tools report, the
+// A base backup restored by the stock tools (curl → age → bsdtar) from the stack's real S3
+// server through a presigned URL: the files as stored, the byte count curl reports, the
 // progress, each file flushed behind tar; and the cause named when the chain breaks.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -16,7 +16,7 @@ import { planStore, type ObjectStore } from '../../../src/activities/ports/objec
 import { backupManifest, baseTar, FILES, SEGMENT } from '../../support/base-tar.ts';
 import { ensureStack, type TestStack } from '../../support/stack.ts';
 
-describe('base backup extraction with curl, age, zstd and tar', () => {
+describe('base backup extraction with curl, age and bsdtar', () => {
   let stack: TestStack;
   let store: ObjectStore;
   let identity: string;
@@ -26,6 +26,7 @@ describe('base backup extraction with curl, age, zstd and tar', () => {
   const folder = `test/extract/${Date.now()}/`;
   const good = `${folder}base.tar.zst.age`;
   const flipped = `${folder}flipped.tar.zst.age`;
+  const notTar = `${folder}not-a-tar.zst.age`;
 
   const extract = async (key: string, overrides: Partial<ExtractOptions> = {}) => {
     const dataDir = fs.mkdtempSync(path.join(scratch, 'data-'));
@@ -33,7 +34,7 @@ describe('base backup extraction with curl, age, zstd and tar', () => {
     const result = extractBaseBackup({
       source: await store.presignGet(key, 60),
       identity,
-      binaries: { curl: 'curl', age: 'age', zstd: 'zstd' },
+      binaries: { curl: 'curl', age: 'age', bsdtar: 'bsdtar' },
       dataDir,
       runAs: (command, args) => [command, args],
       signal: new AbortController().signal,
@@ -56,6 +57,12 @@ describe('base backup extraction with curl, age, zstd and tar', () => {
     const changed = Buffer.from(stored);
     changed[changed.length - 20]! ^= 1;
     await store.put(flipped, changed);
+    // Well encrypted, but what it holds is no archive.
+    const noise = execFileSync('zstd', ['-3', '-q', '-c'], { input: Buffer.alloc(100_000, 'lifeboat ') });
+    await store.put(
+      notTar,
+      await buffer(Readable.from([noise]).pipe(createAgeEncryptor([recipientOf(identity)]))),
+    );
   });
 
   after(async () => {
@@ -63,14 +70,13 @@ describe('base backup extraction with curl, age, zstd and tar', () => {
     fs.rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('restores every file as stored, says how many bytes each end moved, and flushes each file', async () => {
+  it('restores every file as stored, says how many bytes it downloaded, and flushes each file', async () => {
     const { dataDir, fractions, result } = await extract(good);
     const out = await result;
     for (const [name, body] of Object.entries(FILES))
       assert.deepEqual(fs.readFileSync(path.join(dataDir, name)), body, name);
     assert.equal(fs.readFileSync(path.join(dataDir, 'pg_wal', SEGMENT)).length, 1024);
     assert.equal(out.storedBytes, stored.length);
-    assert.equal(out.rawBytes, tar.length);
     // The regular files of the tar: FILES, the WAL segment and backup_manifest; the directories
     // tar names are not flushed, and nothing was skipped.
     assert.deepEqual(out.flush, { flushed: Object.keys(FILES).length + 2, skipped: 0 });
@@ -108,8 +114,32 @@ describe('base backup extraction with curl, age, zstd and tar', () => {
     });
   });
 
+  it('a decrypted payload that is no tar fails in bsdtar, saying so', async () => {
+    const { dataDir, result } = await extract(notTar);
+    await assert.rejects(result, (err: unknown) => {
+      assert.ok(err instanceof ToolError, String(err));
+      assert.equal(err.tool, 'bsdtar');
+      assert.match(err.message, /Unrecognized archive format/);
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync(dataDir), []);
+  });
+
+  it('a missing bsdtar is named as not found', async () => {
+    const { result } = await extract(good, {
+      binaries: { curl: 'curl', age: 'age', bsdtar: 'no-such-bsdtar' },
+    });
+    await assert.rejects(result, (err: unknown) => {
+      assert.ok(err instanceof ToolError && err.notFound, String(err));
+      assert.equal(err.tool, 'bsdtar');
+      return true;
+    });
+  });
+
   it('a missing tool is named as not found', async () => {
-    const { result } = await extract(good, { binaries: { curl: 'curl', age: 'no-such-age', zstd: 'zstd' } });
+    const { result } = await extract(good, {
+      binaries: { curl: 'curl', age: 'no-such-age', bsdtar: 'bsdtar' },
+    });
     await assert.rejects(result, (err: unknown) => {
       assert.ok(err instanceof ToolError && err.notFound, String(err));
       assert.equal(err.tool, 'age');
@@ -124,7 +154,7 @@ describe('base backup extraction with curl, age, zstd and tar', () => {
     fs.writeFileSync(stalled, `#!/bin/sh\necho $$ > ${pidFile}\nexec sleep 600\n`, { mode: 0o755 });
     const abort = new AbortController();
     const { result } = await extract(good, {
-      binaries: { curl: stalled, age: 'age', zstd: 'zstd' },
+      binaries: { curl: stalled, age: 'age', bsdtar: 'bsdtar' },
       signal: abort.signal,
     });
     while (!fs.existsSync(pidFile) || !fs.readFileSync(pidFile, 'utf8').trim())
@@ -151,7 +181,7 @@ describe('base backup extraction with curl, age, zstd and tar', () => {
         '-e',
         `const { extractBaseBackup } = await import(${JSON.stringify(extractModule)});
          await extractBaseBackup({ source: { url: 'https://127.0.0.1:1/x' }, identity: 'x',
-           binaries: { curl: ${JSON.stringify(stalled)}, age: 'age', zstd: 'zstd' },
+           binaries: { curl: ${JSON.stringify(stalled)}, age: 'age', bsdtar: 'bsdtar' },
            dataDir: ${JSON.stringify(dataDir)}, runAs: (c, a) => [c, a], signal: new AbortController().signal });`,
       ],
       { stdio: 'ignore' },

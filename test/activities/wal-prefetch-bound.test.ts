@@ -1,0 +1,145 @@
+// The WAL prefetcher told where replay will stop (the restore's target), against a WAL archive on
+// the stack's real S3: it fetches ahead up to the segment of a target LSN, or up to one segment
+// past the first one stored at or after a target time, and no further until replay has taken that
+// segment; then it goes on as without a bound, so a guess too early costs a wait, not a wrong answer.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import zlib from 'node:zlib';
+import { after, before, describe, it } from 'node:test';
+import { loadRecipients } from '../../src/activities/backup.ts';
+import { createAgeEncryptor } from '../../src/activities/pipeline/age.ts';
+import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
+import { sidecarOf } from '../../src/activities/restore.ts';
+import { startWalPrefetcher, writeWalFetchSidecar } from '../../src/activities/restore-wal-fetch.ts';
+import { repository } from '../../src/domain/repository.ts';
+import { segmentName } from '../../src/domain/wal.ts';
+import type { PrefetchUntil } from '../../src/domain/wal-prefetch.ts';
+import { emptyStores } from '../support/scratch-stores.ts';
+import { ensureStack, type TestStack } from '../support/stack.ts';
+
+const SEGMENT = 1024 * 1024;
+const TIMELINE = 1;
+const SEGMENTS = 12;
+const seg = (n: number) => segmentName(TIMELINE, n, SEGMENT);
+
+describe('the WAL prefetcher bounded by the restore target', () => {
+  let stack: TestStack;
+  let work: string;
+  const stores: ObjectStore[] = [];
+  const segments = new Map<string, Buffer>();
+  /** Stored at or after this whole second: segments 5 and later (S3 times have whole seconds). */
+  let lateFrom: Date;
+
+  /** A fresh archive of SEGMENTS segments; 1-4 stored a second or more before `lateFrom`. */
+  before(async () => {
+    stack = await ensureStack();
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-prefetch-bound-'));
+    for (let n = 1; n <= SEGMENTS; n++) segments.set(seg(n), randomBytes(SEGMENT));
+  });
+
+  after(async () => {
+    fs.rmSync(work, { recursive: true, force: true });
+    await emptyStores(...stores);
+  });
+
+  async function archive(name: string): Promise<{ location: typeof stack.plan.storage.primary }> {
+    const location = {
+      ...stack.plan.storage.primary,
+      url: `${stack.plan.storage.primary.url}/prefetch-bound-${name}-${process.pid.toString(36)}${Date.now().toString(36)}`,
+    };
+    const store = createObjectStore(location, stack.secrets);
+    stores.push(store);
+    const recipients = loadRecipients(stack.plan);
+    const put = async (n: number) =>
+      store.put(
+        repository.walSegment('', 'orders', seg(n)),
+        await buffer(
+          Readable.from([zlib.zstdCompressSync(segments.get(seg(n))!)]).pipe(createAgeEncryptor(recipients)),
+        ),
+      );
+    for (let n = 1; n <= 4; n++) await put(n);
+    const second = Math.floor(Date.now() / 1000) * 1000 + 1000;
+    lateFrom = new Date(second);
+    await new Promise((r) => setTimeout(r, second + 50 - Date.now()));
+    for (let n = 5; n <= SEGMENTS; n++) await put(n);
+    return { location };
+  }
+
+  function startPrefetching(name: string, location: typeof stack.plan.storage.primary, until: PrefetchUntil) {
+    const dataDir = path.join(work, name, 'data');
+    fs.mkdirSync(dataDir, { recursive: true });
+    const sidecar = sidecarOf(dataDir);
+    writeWalFetchSidecar({
+      plan: { ...stack.plan, storage: { ...stack.plan.storage, primary: location } },
+      env: stack.secrets,
+      sidecar,
+      database: 'orders',
+      walSegmentSize: SEGMENT,
+    });
+    startWalPrefetcher(sidecar, seg(1), (command, args) => [command, args], until);
+    const prefetched = (n: number) => fs.existsSync(path.join(sidecar, 'prefetch', seg(n)));
+    /** PostgreSQL's call: restore-command.sh %f %p. */
+    const take = (n: number) => {
+      const dest = path.join(work, name, `got-${seg(n)}`);
+      const r = spawnSync('bash', [path.join(sidecar, 'restore-command.sh'), seg(n), dest], {
+        encoding: 'utf8',
+      });
+      assert.equal(r.status, 0, `${seg(n)}: ${r.stderr}`);
+      assert.ok(fs.readFileSync(dest).equals(segments.get(seg(n))!), `${seg(n)}: the archived bytes`);
+    };
+    return { dataDir, prefetched, take };
+  }
+
+  async function until(what: string, ok: () => boolean, seconds = 30): Promise<void> {
+    for (let i = 0; i < seconds * 10; i++) {
+      if (ok()) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.fail(`${what}: not within ${seconds} s`);
+  }
+  const settle = () => new Promise((r) => setTimeout(r, 1500));
+
+  it('a target LSN: fetches up to its segment, and past it once replay has taken it', async () => {
+    const { location } = await archive('lsn');
+    const p = startPrefetching('lsn', location, { segment: seg(5) });
+    await until('segments 1-5 prefetched', () => [1, 2, 3, 4, 5].every(p.prefetched));
+    await settle();
+    assert.equal(p.prefetched(6), false, 'nothing past the target’s segment while replay has not reached it');
+    for (const n of [1, 2, 3, 4]) p.take(n);
+    await settle();
+    assert.equal(p.prefetched(6), false, 'still held: the target’s segment is not taken yet');
+    p.take(5);
+    // Replay wanted more than the target's segment: the prefetcher goes on, and 6 is served.
+    await until('segments past the target prefetched', () => [6, 7, 8].every(p.prefetched));
+    p.take(6);
+    fs.rmSync(p.dataDir, { recursive: true });
+  });
+
+  it('a target time: fetches up to one segment past the first stored at or after it, then on demand', async () => {
+    const { location } = await archive('time');
+    const p = startPrefetching('time', location, { time: lateFrom });
+    // 5 is the first stored at or after the target time; 6 is the one more for an archiver's lag.
+    await until('segments 1-6 prefetched', () => [1, 2, 3, 4, 5, 6].every(p.prefetched));
+    await settle();
+    assert.equal(p.prefetched(7), false, 'nothing past one segment after the target time’s');
+    for (const n of [1, 2, 3, 4, 5, 6]) p.take(n);
+    await until('segments past the bound prefetched once it was taken', () => [7, 8].every(p.prefetched));
+    p.take(7);
+    fs.rmSync(p.dataDir, { recursive: true });
+  });
+
+  it('no target bound (latest): fetches as far ahead as it may', async () => {
+    const { location } = await archive('latest');
+    const p = startPrefetching('latest', location, {});
+    await until('all the archive’s segments prefetched', () =>
+      Array.from({ length: SEGMENTS }, (_, i) => i + 1).every(p.prefetched),
+    );
+    fs.rmSync(p.dataDir, { recursive: true });
+  });
+});
