@@ -26,13 +26,12 @@ export const PREFETCH = {
 } as const;
 
 /**
- * Where replay will stop, as far as the restore's target tells: the segment of a target LSN, or
- * a target time (the first segment stored at or after it holds the stop, or the one after it
- * does when the archiver stored it late). Nothing for `latest` and named restore points.
+ * Where replay will stop, when the target says exactly: the segment of a target LSN. A time or a
+ * named restore point says nothing about a segment (the archive's store times do not either: an
+ * archiver catching up stores old WAL late), and `latest` replays everything.
  */
 export interface PrefetchUntil {
   segment?: string;
-  time?: Date;
 }
 
 export function prefetchUntil(
@@ -40,7 +39,5 @@ export function prefetchUntil(
   timeline: number,
   walSegmentSize: number,
 ): PrefetchUntil {
-  if (target.kind === 'lsn') return { segment: segmentOfLsn(timeline, target.lsn, walSegmentSize) };
-  if (target.kind === 'time') return { time: new Date(target.time) };
-  return {};
+  return target.kind === 'lsn' ? { segment: segmentOfLsn(timeline, target.lsn, walSegmentSize) } : {};
 }

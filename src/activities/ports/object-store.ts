@@ -41,11 +41,10 @@ export interface ObjectStore {
   /** Reads a whole object under the store's prefix. */
   get(key: string): Promise<Uint8Array>;
   /**
-   * Reads a whole object and when it was written, or undefined when there is none: one request
-   * where `head` then `get` makes two (restore's WAL fetches ask for every segment, most of them
-   * present).
+   * Reads a whole object, or undefined when there is none: one request where `head` then `get`
+   * makes two (restore's WAL fetches ask for every segment, most of them present).
    */
-  getIfPresent(key: string): Promise<{ body: Uint8Array; lastModified?: Date } | undefined>;
+  getIfPresent(key: string): Promise<Uint8Array | undefined>;
   /** Deletes an object under the store's prefix. */
   delete(key: string): Promise<void>;
   /** Size, ETag and S3 Object Lock state of an object, or undefined when there is none. */
@@ -174,14 +173,10 @@ export function createObjectStore(
   // Listing prefixes keep a trailing slash: "backups/x/" must not match "backups/x-2/".
   const fullPrefix = (keyPrefix: string) =>
     joinKey(prefix, keyPrefix) + (keyPrefix.endsWith('/') && joinKey(prefix, keyPrefix) ? '/' : '');
-  const getWithTime = async (key: string): Promise<{ body: Uint8Array; lastModified?: Date }> => {
+  const get = async (key: string): Promise<Uint8Array> => {
     const out = await s3().send(new GetObjectCommand({ Bucket: bucket, Key: full(key) }));
-    return {
-      body: out.Body ? await out.Body.transformToByteArray() : new Uint8Array(),
-      ...(out.LastModified ? { lastModified: out.LastModified } : {}),
-    };
+    return out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
   };
-  const get = async (key: string): Promise<Uint8Array> => (await getWithTime(key)).body;
   const relative = (key: string) =>
     prefix && key.startsWith(`${prefix}/`) ? key.slice(prefix.length + 1) : key;
   // What every write carries: the storage class, and Object Lock retention counted from the write.
@@ -228,7 +223,7 @@ export function createObjectStore(
     get,
     async getIfPresent(key) {
       try {
-        return await getWithTime(key);
+        return await get(key);
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;
