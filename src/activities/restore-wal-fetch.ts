@@ -89,6 +89,7 @@ export function startWalPrefetcher(
     '--env-file',
     path.join(sidecar, 'wal-fetch.env'),
     ...(until.segment ? ['--until-segment', until.segment] : []),
+    ...(until.time ? ['--until-time', until.time.toISOString()] : []),
     '--prefetch-from',
     firstSegment,
     path.join(sidecar, 'prefetch'),

@@ -26,12 +26,13 @@ export const PREFETCH = {
 } as const;
 
 /**
- * Where replay will stop, when the target says exactly: the segment of a target LSN. A time or a
- * named restore point says nothing about a segment (the archive's store times do not either: an
- * archiver catching up stores old WAL late), and `latest` replays everything.
+ * Where replay will stop, as the target tells: the segment of a target LSN; for a target time, the
+ * first segment holding a commit or abort at or after it (the prefetcher reads the times from the
+ * segments it fetches). A named restore point and `latest` say nothing: no bound.
  */
 export interface PrefetchUntil {
   segment?: string;
+  time?: Date;
 }
 
 export function prefetchUntil(
@@ -39,5 +40,7 @@ export function prefetchUntil(
   timeline: number,
   walSegmentSize: number,
 ): PrefetchUntil {
-  return target.kind === 'lsn' ? { segment: segmentOfLsn(timeline, target.lsn, walSegmentSize) } : {};
+  if (target.kind === 'lsn') return { segment: segmentOfLsn(timeline, target.lsn, walSegmentSize) };
+  if (target.kind === 'time') return { time: new Date(target.time) };
+  return {};
 }

@@ -21,6 +21,7 @@ import { parseCommandArgs } from './args.ts';
 import { printError } from './output.ts';
 import { nextSegment } from '../domain/wal.ts';
 import { PREFETCH, type PrefetchUntil } from '../domain/wal-prefetch.ts';
+import { endsTransactionAtOrAfter } from '../domain/wal-records.ts';
 
 const ABSENT = 1;
 const FATAL = 200;
@@ -58,6 +59,7 @@ export async function run(argv: string[]): Promise<number> {
       'prefetch-after': { type: 'boolean' },
       'prefetch-from': { type: 'boolean' },
       'until-segment': { type: 'string' },
+      'until-time': { type: 'string' },
     },
     true,
   );
@@ -109,7 +111,10 @@ export async function run(argv: string[]): Promise<number> {
   if (prefetching)
     return prefetchAfter(name, dest, store, config, identity, {
       inclusive: !!args['prefetch-from'],
-      until: args['until-segment'] ? { segment: args['until-segment'] as string } : {},
+      until: {
+        ...(args['until-segment'] ? { segment: args['until-segment'] as string } : {}),
+        ...(args['until-time'] ? { time: new Date(args['until-time'] as string) } : {}),
+      },
     });
   const isSegment = /^[0-9A-F]{24}$/.test(name);
   if (isSegment && !args.prefetch) {
@@ -175,10 +180,12 @@ function startPrefetcher(name: string, argv: string[], prefetchDir: string): voi
  * the prefetch folder, PREFETCH_PARALLEL downloads at a time, each written under a temporary
  * name and renamed (a segment is there whole or not at all). It stops at the first segment the
  * archive does not hold as completed (the archive's end, or a timeline switch: replay's next
- * miss starts a new one), and when nobody takes its segments for PREFETCH_IDLE_MS. Told the
- * segment of a target LSN, it fetches up to there and goes further only once replay has taken
- * it: segments past the target are work done for nothing while the base backup downloads on the
- * same cores (on the benchmark's time target, 6 of the 18 segments it fetched).
+ * miss starts a new one), and when nobody takes its segments for PREFETCH_IDLE_MS. Told where
+ * replay stops (the segment of a target LSN, or the first segment with a commit or abort at or
+ * after a target time), it fetches up to there and goes further only once replay has taken that
+ * segment: segments past the target are work done for nothing while the base backup downloads on
+ * the same cores (on the benchmark's time target, 6 of the 18 segments it fetched). A bound too
+ * early costs replay a wait for the next segment, never a wrong answer.
  */
 async function prefetchAfter(
   first: string,
@@ -233,8 +240,9 @@ async function prefetchAfter(
   let readyBefore = 0;
   let serverSeenBefore = false;
   let endAt: string | undefined;
-  /** The last segment fetched ahead of replay until replay takes it. */
+  /** The last segment fetched ahead of replay until replay takes it; never set again after. */
   let stopAt = until.segment;
+  let unbounded = false;
   // The server's data directory (the prefetch folder is in `<data dir>.lifeboat/`): once it is
   // promoted (recovery.signal gone) or stopped, no segment will be asked for again, and a
   // prefetcher left behind would outlive a drill's teardown. Started while the base backup is
@@ -280,7 +288,10 @@ async function prefetchAfter(
     readyBefore = readyNow;
     serverSeenBefore = serverSeen;
     // Replay took the segment of its stop (or skipped past it) and wants more: no bound any more.
-    if (stopAt && next > stopAt && !fs.existsSync(path.join(dir, stopAt))) stopAt = undefined;
+    if (stopAt && next > stopAt && !fs.existsSync(path.join(dir, stopAt))) {
+      stopAt = undefined;
+      unbounded = true;
+    }
     const held = endAt !== undefined || (stopAt !== undefined && next > stopAt);
     const room = held ? 0 : (serverSeen ? PREFETCH_AHEAD_REPLAYING : PREFETCH_AHEAD) - readyNow;
     if (room <= 0) {
@@ -305,6 +316,14 @@ async function prefetchAfter(
         const got = await fetchWal(store, config, seg, identity, false).catch(() => undefined);
         if (!got) return false;
         writeAtomically(path.join(dir, seg), got.data);
+        // The first segment with a commit or abort at or after a target time holds the stop.
+        if (
+          until.time &&
+          !unbounded &&
+          (!stopAt || seg < stopAt) &&
+          endsTransactionAtOrAfter(got.data, until.time)
+        )
+          stopAt = seg;
         return true;
       }),
     );

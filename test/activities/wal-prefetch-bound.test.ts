@@ -1,7 +1,8 @@
-// The WAL prefetcher told where replay will stop (the segment of a target LSN), against a WAL
-// archive on the stack's real S3: it fetches ahead up to that segment and no further until replay
-// has taken it; then it goes on as without a bound (replay may read on: the stop's record can
-// lie in the next segment).
+// The WAL prefetcher told where replay will stop, against a WAL archive on the stack's real S3:
+// for a target LSN, up to its segment; for a target time, up to the first segment with a commit at
+// or after it (each segment here holds commits a second apart). It fetches no further until replay
+// has taken that segment; then it goes on as without a bound (replay may read on: the stop's record
+// can lie in the next segment).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,11 +23,14 @@ import { segmentName } from '../../src/domain/wal.ts';
 import type { PrefetchUntil } from '../../src/domain/wal-prefetch.ts';
 import { emptyStores } from '../support/scratch-stores.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
+import { walSegment } from '../support/wal-segments.ts';
 
 const SEGMENT = 1024 * 1024;
 const TIMELINE = 1;
 const SEGMENTS = 12;
 const seg = (n: number) => segmentName(TIMELINE, n, SEGMENT);
+/** Segment n holds commits at BASE + n s and BASE + n s + 500 ms. */
+const BASE = Date.parse('2026-12-07T06:00:00Z');
 
 describe('the WAL prefetcher bounded by the restore target', () => {
   let stack: TestStack;
@@ -36,7 +40,14 @@ describe('the WAL prefetcher bounded by the restore target', () => {
   before(async () => {
     stack = await ensureStack();
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-prefetch-bound-'));
-    for (let n = 1; n <= SEGMENTS; n++) segments.set(seg(n), randomBytes(SEGMENT));
+    for (let n = 1; n <= SEGMENTS; n++) {
+      const wal = walSegment(n, [{ commitAt: BASE + n * 1000 }, { commitAt: BASE + n * 1000 + 500 }], {
+        size: SEGMENT,
+      });
+      // The rest of each segment random, past the zeroes that end its records: distinct bytes.
+      randomBytes(SEGMENT - 64 * 1024).copy(wal, 64 * 1024);
+      segments.set(seg(n), wal);
+    }
   });
 
   after(async () => {
@@ -113,7 +124,25 @@ describe('the WAL prefetcher bounded by the restore target', () => {
     fs.rmSync(p.dataDir, { recursive: true });
   });
 
-  it('no bound (a time, a restore point or latest): fetches as far ahead as it may', async () => {
+  it('a target time: fetches up to the first segment with a commit at or after it, and past it once taken', async () => {
+    const { location } = await archive('time');
+    // Segment 5's second commit (BASE + 5.5 s) is the first at or after the target.
+    const p = startPrefetching('time', location, { time: new Date(BASE + 5_200) });
+    await until('segments 1-5 prefetched', () => [1, 2, 3, 4, 5].every(p.prefetched));
+    await settle();
+    // 6 may be there: it was fetched alongside 5 (three at a time) before 5 was read.
+    assert.deepEqual(
+      [7, 8, 9].filter(p.prefetched),
+      [],
+      'nothing past the segment where replay stops, but for the downloads already under way',
+    );
+    for (const n of [1, 2, 3, 4, 5]) p.take(n);
+    await until('segments past the stop prefetched once it was taken', () => [6, 7, 8].every(p.prefetched));
+    p.take(6);
+    fs.rmSync(p.dataDir, { recursive: true });
+  });
+
+  it('no bound (a restore point or latest): fetches as far ahead as it may', async () => {
     const { location } = await archive('latest');
     const p = startPrefetching('latest', location, {});
     await until('all the archive’s segments prefetched', () =>
