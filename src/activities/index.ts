@@ -22,6 +22,7 @@ import { createWalActivities } from './wal.ts';
 import { createReplicateActivities } from './replicate.ts';
 import { createRestoreActivities } from './restore.ts';
 import { createRetentionActivities } from './retention.ts';
+import { createWorkerToolActivities } from './worker-tools.ts';
 
 export interface ActivityDeps {
   plan: Plan;
@@ -55,6 +56,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createDrillActivities(deps),
     ...createAuditActivities(deps),
     ...createReplicateActivities(deps),
+    ...createWorkerToolActivities(deps),
   };
 }
 

@@ -395,43 +395,52 @@ export function createRestoreActivities(deps: RestoreDeps) {
       const logFile = path.join(sidecar, 'postgres.log');
       let endOfArchive =
         input.target.kind === 'latest' || fs.existsSync(path.join(sidecar, 'end-of-archive'));
-      for (;;) {
-        if (ctx.cancellationSignal.aborted) throw new Error('cancelled');
-        const live = livePostmaster(input.dataDir);
-        if (!live) {
-          const log = tail(logFile);
-          if (/recovery ended before configured recovery target was reached/.test(log) && !endOfArchive) {
-            // Everything archived is before the target: replay all of it and promote.
-            fs.writeFileSync(path.join(sidecar, 'end-of-archive'), '');
-            endOfArchive = true;
-            const settings = recoverySettings({
-              target: { kind: 'latest' },
-              action: input.action,
-              inclusive: input.inclusive,
-              restoreCommand: readRestoreCommand(input.dataDir),
-            });
-            await writeRecovery(input.dataDir, settings);
-            const [cmd, args] = asUser(pgBin(input.versionNum, 'pg_ctl'), [
-              'start',
-              '-w',
-              '-t',
-              '3600',
-              '-D',
-              input.dataDir,
-              '-l',
-              logFile,
-              '-o',
-              `-c port=${input.port} -c listen_addresses='127.0.0.1' -c unix_socket_directories='' -c archive_mode=off -c hot_standby=on`,
-            ]);
-            await run(cmd, args).catch(() => undefined);
-            continue;
+      // One connection for the polls, opened again only after an error: a new one every 25 ms
+      // would cost the server a backend start and authentication each time.
+      let poller: Awaited<ReturnType<typeof connectPostgres>> | undefined;
+      const dropPoller = () => {
+        void poller?.end().catch(() => undefined);
+        poller = undefined;
+      };
+      try {
+        for (;;) {
+          if (ctx.cancellationSignal.aborted) throw new Error('cancelled');
+          const live = livePostmaster(input.dataDir);
+          if (!live) {
+            const log = tail(logFile);
+            if (/recovery ended before configured recovery target was reached/.test(log) && !endOfArchive) {
+              // Everything archived is before the target: replay all of it and promote.
+              fs.writeFileSync(path.join(sidecar, 'end-of-archive'), '');
+              endOfArchive = true;
+              const settings = recoverySettings({
+                target: { kind: 'latest' },
+                action: input.action,
+                inclusive: input.inclusive,
+                restoreCommand: readRestoreCommand(input.dataDir),
+              });
+              await writeRecovery(input.dataDir, settings);
+              const [cmd, args] = asUser(pgBin(input.versionNum, 'pg_ctl'), [
+                'start',
+                '-w',
+                '-t',
+                '3600',
+                '-D',
+                input.dataDir,
+                '-l',
+                logFile,
+                '-o',
+                `-c port=${input.port} -c listen_addresses='127.0.0.1' -c unix_socket_directories='' -c archive_mode=off -c hot_standby=on`,
+              ]);
+              await run(cmd, args).catch(() => undefined);
+              continue;
+            }
+            throw new LifeboatError('InvalidInput', `the restored server is not running:\n${log}`);
           }
-          throw new LifeboatError('InvalidInput', `the restored server is not running:\n${log}`);
-        }
-        let state: { inRecovery: boolean; paused: boolean; lsn: string | null; ts: Date | null } | undefined;
-        try {
-          state = await withServer(input.port, 'postgres', async (c) => {
-            const r = await c.query<{
+          let state:
+            { inRecovery: boolean; paused: boolean; lsn: string | null; ts: Date | null } | undefined;
+          try {
+            poller ??= await connectPostgres(serverConnection(input.port), 'postgres', deps.env, 10_000);
+            const r = await poller.query<{
               rec: boolean;
               paused: string | null;
               lsn: string | null;
@@ -442,34 +451,38 @@ export function createRestoreActivities(deps: RestoreDeps) {
                       pg_last_wal_replay_lsn()::text as lsn, pg_last_xact_replay_timestamp() as ts`,
             );
             const row = r.rows[0]!;
-            return { inRecovery: row.rec, paused: row.paused === 'paused', lsn: row.lsn, ts: row.ts };
-          });
-        } catch {
-          state = undefined; // still starting up or not consistent yet
-        }
-        ctx.heartbeat({ lsn: state?.lsn ?? null, lastTransactionTime: state?.ts?.toISOString() ?? null });
-        const reached = state && (!state.inRecovery || (input.action === 'pause' && state.paused));
-        if (state && reached) {
-          const promoted = !state.inRecovery;
-          const achieved = await withServer(input.port, 'postgres', async (c) => {
-            if (promoted) await c.query('checkpoint');
-            const r = await c.query<{ lsn: string | null; ts: Date | null; tli: number }>(
-              `select pg_last_wal_replay_lsn()::text as lsn, pg_last_xact_replay_timestamp() as ts,
+            state = { inRecovery: row.rec, paused: row.paused === 'paused', lsn: row.lsn, ts: row.ts };
+          } catch {
+            state = undefined; // still starting up or not consistent yet
+            dropPoller();
+          }
+          ctx.heartbeat({ lsn: state?.lsn ?? null, lastTransactionTime: state?.ts?.toISOString() ?? null });
+          const reached = state && (!state.inRecovery || (input.action === 'pause' && state.paused));
+          if (state && reached) {
+            const promoted = !state.inRecovery;
+            const achieved = await withServer(input.port, 'postgres', async (c) => {
+              if (promoted) await c.query('checkpoint');
+              const r = await c.query<{ lsn: string | null; ts: Date | null; tli: number }>(
+                `select pg_last_wal_replay_lsn()::text as lsn, pg_last_xact_replay_timestamp() as ts,
                       (select timeline_id from pg_control_checkpoint()) as tli`,
-            );
-            const row = r.rows[0]!;
-            return {
-              lsn: row.lsn ?? '0/0',
-              lastTransactionTime: row.ts ? row.ts.toISOString() : null,
-              timeline: row.tli,
-              state: promoted ? ('promoted' as const) : ('paused' as const),
-              reachedEndOfArchive: endOfArchive,
-            };
-          });
-          return { achieved, replayMs: Date.now() - started };
+              );
+              const row = r.rows[0]!;
+              return {
+                lsn: row.lsn ?? '0/0',
+                lastTransactionTime: row.ts ? row.ts.toISOString() : null,
+                timeline: row.tli,
+                state: promoted ? ('promoted' as const) : ('paused' as const),
+                reachedEndOfArchive: endOfArchive,
+              };
+            });
+            return { achieved, replayMs: Date.now() - started };
+          }
+          // A local server and a cheap query on an open connection: polling often keeps the
+          // reported RTO close to the truth, and the restore's end close to the server's.
+          await new Promise((r) => setTimeout(r, 25));
         }
-        // A local server and a cheap query: polling often keeps the reported RTO close to the truth.
-        await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        dropPoller();
       }
     },
 
@@ -491,14 +504,18 @@ export function createRestoreActivities(deps: RestoreDeps) {
           )
         ).rows.map((r) => r.datname),
       );
-      for (const db of databases) {
-        try {
-          await withServer(input.port, db, (c) => c.query('select 1'));
-          results.push({ name: `connect:${db}`, ok: true, detail: 'connects' });
-        } catch (err) {
-          results.push({ name: `connect:${db}`, ok: false, detail: (err as Error).message });
-        }
-      }
+      // All at once: each is a backend start and an authentication, waited on one after the other
+      // before.
+      results.push(
+        ...(await Promise.all(
+          databases.map((db) =>
+            withServer(input.port, db, (c) => c.query('select 1')).then(
+              () => ({ name: `connect:${db}`, ok: true, detail: 'connects' }),
+              (err: Error) => ({ name: `connect:${db}`, ok: false, detail: err.message }),
+            ),
+          ),
+        )),
+      );
       for (const q of deps.plan.databases[input.database]?.validationQueries ?? []) {
         try {
           const r = await withServer(input.port, dbname, (c) => c.query({ text: q.sql, rowMode: 'array' }));
@@ -576,18 +593,16 @@ export function createRestoreActivities(deps: RestoreDeps) {
   };
 
   /** A client to the restored server over 127.0.0.1 as the plan's user of the source region. */
+  function serverConnection(port: number): PostgresConnection {
+    return { ...restoredConnection(deps.plan), host: '127.0.0.1', port, sslMode: 'disable' };
+  }
+
   async function withServer<T>(
     port: number,
     dbname: string,
     fn: (c: Awaited<ReturnType<typeof connectPostgres>>) => Promise<T>,
   ): Promise<T> {
-    const conn: PostgresConnection = {
-      ...restoredConnection(deps.plan),
-      host: '127.0.0.1',
-      port,
-      sslMode: 'disable',
-    };
-    const c = await connectPostgres(conn, dbname, deps.env, 10_000);
+    const c = await connectPostgres(serverConnection(port), dbname, deps.env, 10_000);
     try {
       return await fn(c);
     } finally {

@@ -5,11 +5,11 @@ import { formatDuration } from './duration.ts';
 import { lsnDistance } from './lsn.ts';
 import type { Plan } from './plan.ts';
 
-export type CheckSystem = 'postgres' | 'storage' | 'dns' | 'kubernetes';
+export type CheckSystem = 'postgres' | 'storage' | 'dns' | 'kubernetes' | 'worker';
 
 export interface Finding {
   system: CheckSystem;
-  /** What was checked: `orders@us-east-1`, `s3://lifeboat-backups/lifeboat`, a zone, a cluster. */
+  /** What was checked: `orders@us-east-1`, `s3://lifeboat-backups/lifeboat`, a zone, a cluster, a region's worker. */
   target: string;
   region?: string;
   ok: boolean;

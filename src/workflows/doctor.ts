@@ -2,6 +2,7 @@
 // in, all at once; what is off is reported with where, and the plan's webhooks hear about it.
 import {
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   upsertSearchAttributes,
@@ -52,7 +53,22 @@ export async function doctorWorkflow(rawInput: DoctorInput = {}): Promise<Doctor
   setCurrentDetails(
     `checking ${databases.length} database(s), storage, DNS and ${Object.keys(plan.regions).length} cluster(s)`,
   );
-  const [pgFindings, storageFindings, dnsFindings, clusterFindings] = await Promise.all([
+  // The stock tools of each region's worker that the doctor asks anyway (its databases' regions
+  // and its clusters'). Histories recorded before this check never ask.
+  const toolRegions = patched('doctor-worker-tools')
+    ? [
+        ...new Set([
+          ...databases.flatMap((db) => {
+            const d = plan.databases[db];
+            return d ? [d.primaryRegion, ...d.replicas.map((r) => r.region)] : [];
+          }),
+          ...Object.entries(plan.regions)
+            .filter(([, r]) => r.kubernetes)
+            .map(([region]) => region),
+        ]),
+      ].sort()
+    : [];
+  const [pgFindings, storageFindings, dnsFindings, clusterFindings, toolFindings] = await Promise.all([
     Promise.all(databases.map((db) => checkDatabase(plan, db))).then((f) => f.flat()),
     Promise.all(
       (['primary', 'secondary'] as const)
@@ -65,9 +81,10 @@ export async function doctorWorkflow(rawInput: DoctorInput = {}): Promise<Doctor
         .filter(([, r]) => r.kubernetes)
         .map(([region]) => regionActivities(plan, region).checkCluster({ region })),
     ),
+    Promise.all(toolRegions.map((region) => regionActivities(plan, region).checkWorkerTools({ region }))),
   ]);
 
-  const findings = [...pgFindings, ...storageFindings, ...dnsFindings, ...clusterFindings];
+  const findings = [...pgFindings, ...storageFindings, ...dnsFindings, ...clusterFindings, ...toolFindings];
   const report: DoctorReport = {
     plan: plan.name,
     ok: findings.every((f) => f.ok),

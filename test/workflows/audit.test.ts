@@ -293,7 +293,14 @@ describe('audit records on the local stack', () => {
     const b = (await recordOf(backup.workflowId, backup.firstExecutionRunId)).record;
     assert.equal(a.requestedBy, 'together-a');
     assert.equal(b.requestedBy, 'together-b');
-    const doctorSteps = ['describePlan', 'inspectPostgres', 'checkStorage', 'checkDns', 'checkCluster'];
+    const doctorSteps = [
+      'describePlan',
+      'inspectPostgres',
+      'checkStorage',
+      'checkDns',
+      'checkCluster',
+      'checkWorkerTools',
+    ];
     assert.ok(
       a.steps.every((s) => doctorSteps.includes(s.name)),
       a.steps.map((s) => s.name).join(),

@@ -88,7 +88,13 @@ describe('doctor on the local stack', () => {
       'postgres orders@us-east-1',
       'postgres orders@us-west-2',
       'storage s3://lifeboat-backups/lifeboat',
+      'worker us-east-1',
+      'worker us-west-2',
     ]);
+    assert.match(
+      report.findings.find((f) => f.system === 'worker' && f.target === 'us-west-2')!.detail,
+      /^zstd v?\d+\.\d+\S*; age v?\d+\.\d+\S*; curl v?\d+\.\d+\S*; bsdtar v?\d+\.\d+\S*$/,
+    );
     assert.match(
       report.findings.find((f) => f.target === 'orders@us-west-2')!.detail,
       /replica streaming, \d+ bytes behind/,
@@ -115,7 +121,7 @@ describe('doctor on the local stack', () => {
         ),
       );
       assert.match(run.stdout, /^ok\s+postgres\s+orders@us-east-1/m);
-      assert.match(run.stdout, /1 of 7 checks failed/);
+      assert.match(run.stdout, /1 of 9 checks failed/);
       // The failure reached the plan's webhook, after two refusals retried with backoff.
       const workflowId = /doctor started: (\S+)/.exec(run.stderr)?.[1];
       assert.deepEqual(
@@ -125,7 +131,7 @@ describe('doctor on the local stack', () => {
       const body = deliveries[2]!.body;
       assert.equal(body.event, 'failure');
       assert.equal(body.workflowId, workflowId);
-      assert.match(body.text, /1 of 7 checks failed .*postgres orders@us-west-2/);
+      assert.match(body.text, /1 of 9 checks failed .*postgres orders@us-west-2/);
     } finally {
       await startPostgres(stack.layout, 'us-west-2');
     }
@@ -196,6 +202,28 @@ describe('doctor on the local stack', () => {
     const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
     assert.equal(res.status, 200);
     assert.match(await res.text(), /^temporal_\w+/m);
+  });
+
+  it('names a tool a region’s worker lacks and what to install, exit 1', async () => {
+    const others = workers.filter((w) => w.region !== 'us-west-2');
+    await workers.find((w) => w.region === 'us-west-2')!.stop('SIGTERM');
+    const saved = workerEnv;
+    workerEnv = { ...workerEnv, LIFEBOAT_BSDTAR: '/nonexistent/bsdtar' };
+    try {
+      workers = [...others, await startRegionWorker('us-west-2')];
+      const run = await runCli(['doctor', '-f', planFile], stack.env);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assert.match(
+        run.stdout,
+        /^FAIL\s+worker\s+us-west-2\s+bsdtar not found \(\/nonexistent\/bsdtar; Debian: apt-get install libarchive-tools, or LIFEBOAT_BSDTAR naming it\)$/m,
+      );
+      assert.match(run.stdout, /^ok\s+worker\s+us-east-1\s+zstd /m);
+      assert.match(run.stdout, /1 of 9 checks failed/);
+    } finally {
+      workerEnv = saved;
+      await workers.find((w) => w.region === 'us-west-2')!.stop('SIGTERM');
+      workers = [...others, await startRegionWorker('us-west-2')];
+    }
   });
 
   it('stops cleanly on SIGTERM, exit 0', async () => {
