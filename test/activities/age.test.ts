@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
@@ -16,8 +15,9 @@ import {
   identitiesFromText,
   recipientOf,
 } from '../../src/activities/pipeline/age.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-age-'));
+const tmp = tempDir('lifeboat-age-');
 const keygen = () => {
   const file = path.join(tmp, `${randomBytes(4).toString('hex')}.key`);
   execFileSync('age-keygen', ['-o', file], { stdio: 'ignore' });

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { stackLayout } from '../../src/stack/layout.ts';
 import { renderStackPlan } from '../../src/stack/stack-plan.ts';
 import { readPlanFile } from '../../src/workers/plan-file.ts';
 import { examplePlanFile, repoRoot } from '../support/plans.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 describe("the stack's own plan", () => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-stack-plan-'));
+  const tmp = tempDir('lifeboat-stack-plan-');
   const read = (text: string) => {
     const file = path.join(tmp, `${Math.random()}.yaml`);
     fs.writeFileSync(file, text);

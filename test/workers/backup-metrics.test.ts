@@ -6,7 +6,6 @@
 // the catalog; and a worker whose S3 secret is wrong counts the failed backup by its error type.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -32,6 +31,7 @@ import {
 } from '../support/archiving.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 /** The storage location's class, and the one the database's backup policy names instead. */
 const STORAGE_CLASS = 'STANDARD_IA';
@@ -72,7 +72,7 @@ describe('backup metrics and storage class on the local stack', () => {
     stack = await ensureStack();
     connection = await Connection.connect({ address: stack.layout.temporal.address });
     client = new Client({ connection });
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-metrics-'));
+    tmp = tempDir('lifeboat-metrics-');
     const archiving = writeArchivingPlan(stack, tmp, {
       name: 'metrics',
       edit: (raw) => {

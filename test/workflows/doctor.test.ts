@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
@@ -17,6 +16,7 @@ import { startPostgres, stopPostgres } from '../../src/stack/postgres-clusters.t
 import { leakedSecrets } from '../support/history.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 describe('doctor on the local stack', () => {
   let stack: TestStack;
@@ -57,7 +57,7 @@ describe('doctor on the local stack', () => {
     raw.notifications = {
       webhooks: [{ name: 'ops', urlEnv: 'LIFEBOAT_TEST_WEBHOOK_URL', events: ['failure'] }],
     };
-    planFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-doctor-')), 'lifeboat.yaml');
+    planFile = path.join(tempDir('lifeboat-doctor-'), 'lifeboat.yaml');
     fs.writeFileSync(planFile, stringify(raw));
     workerEnv = {
       ...stack.env,

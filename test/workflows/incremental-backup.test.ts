@@ -2,8 +2,6 @@
 // change, an incremental that names the WAL since (far fewer bytes than the full), the catalog
 // listing both, and the clear failures: no backup to build on, no archiver storing the WAL.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
@@ -22,6 +20,7 @@ import {
 } from '../support/archiving.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 describe('incremental backup on the local stack', () => {
   let stack: TestStack;
@@ -37,7 +36,7 @@ describe('incremental backup on the local stack', () => {
     stack = await ensureStack();
     connection = await Connection.connect({ address: stack.layout.temporal.address });
     client = new Client({ connection });
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-incremental-'));
+    const tmp = tempDir('lifeboat-incremental-');
     const archiving = writeArchivingPlan(stack, tmp, { name: 'incremental' });
     planFile = archiving.planFile;
     store = createObjectStore(archiving.plan.storage.primary, stack.env);

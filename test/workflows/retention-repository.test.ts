@@ -8,7 +8,6 @@
 // the primary only with a partial on both. Last, a legal-hold marker written to the secondary only.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CreateBucketCommand, PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -28,6 +27,7 @@ import { loadPlan } from '../../src/workers/plan-file.ts';
 import { deleteLockedBucket } from '../support/lock-bucket.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const DB = 'orders';
 const REGION = 'us-east-1';
@@ -72,7 +72,7 @@ describe('retention of the whole repository: both locations, Kubernetes objects,
 
   before(async () => {
     stack = await ensureStack();
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-retention-repo-'));
+    const tmp = tempDir('lifeboat-retention-repo-');
     const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
       storage: { primary: { url: string }; secondary?: unknown };
       backup: { policies: { database: string; retention?: unknown; kubernetes?: unknown }[] };

@@ -4,7 +4,6 @@
 // objects) and the archived WAL before the held backup's start; releasing the hold lets it go.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
@@ -14,6 +13,7 @@ import type { RetentionResult } from '../../src/domain/retention.ts';
 import { loadPlan } from '../../src/workers/plan-file.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const DB = 'orders';
 
@@ -37,7 +37,7 @@ describe('retention on the local stack', () => {
 
   before(async () => {
     stack = await ensureStack();
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-retention-'));
+    const tmp = tempDir('lifeboat-retention-');
     const raw = parse(fs.readFileSync(stack.planFile, 'utf8')) as {
       storage: { primary: { url: string } };
       backup: { policies: { database: string; retention?: unknown }[] };

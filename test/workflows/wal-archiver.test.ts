@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -37,6 +36,7 @@ import {
 import { freePort } from '../support/backups.ts';
 import { ensureStack, type TestStack } from '../support/stack.ts';
 import { runCli, startWorker, type WorkerProcess } from '../support/workers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const SEG = 16 * 1024 * 1024;
 
@@ -103,7 +103,7 @@ describe('WAL archiver on the local stack', () => {
     connection = await Connection.connect({ address: stack.layout.temporal.address });
     client = new Client({ connection });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-wal-'));
+    tmp = tempDir('lifeboat-wal-');
     spool = path.join(tmp, 'spool');
     // A fresh storage prefix, a 5 s partial upload and a webhook of our own.
     const archiving = writeArchivingPlan(stack, tmp, {

@@ -5,18 +5,66 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+const PREFIX = 'lifeboat-pipe-';
+// A folder is another process's only once that process is gone; the age guards against a pid
+// that is alive in another pid namespace sharing this /tmp.
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+let swept = false;
+
 /** Runs `use` with FIFOs of the given names made in a fresh private folder, removed afterwards. */
 export async function withFifos<N extends string, T>(
   names: readonly N[],
   use: (fifos: Record<N, string>) => Promise<T>,
 ): Promise<T> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lifeboat-pipe-'));
+  if (!swept) {
+    swept = true;
+    sweepAbandoned(os.tmpdir(), Date.now());
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}${process.pid}-`));
   try {
     const fifos = Object.fromEntries(names.map((n) => [n, path.join(dir, n)])) as Record<N, string>;
     execFileSync('mkfifo', ['-m', '600', ...Object.values<string>(fifos)]);
     return await use(fifos);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes the FIFO folders of workers that were killed mid-stream (SIGKILL, OOM, a lost node),
+ * which had no chance to remove their own: empty, but they pile up in /tmp.
+ */
+export function sweepAbandoned(tmp: string, now: number): string[] {
+  const removed: string[] = [];
+  for (const name of safeList(tmp)) {
+    const pid = Number(/^lifeboat-pipe-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    const dir = path.join(tmp, name);
+    try {
+      if (now - fs.statSync(dir).mtimeMs < ABANDONED_AFTER_MS) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+      removed.push(dir);
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+  return removed;
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).filter((n) => n.startsWith(PREFIX));
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
