@@ -50,7 +50,12 @@ import {
 import { loadRecipients } from './backup.ts';
 import { createAgeDecryptor, createAgeEncryptor, identitiesFromText } from './pipeline/age.ts';
 import { zstdCompressBuffer, zstdDecompressBuffer } from './pipeline/zstd-buffer.ts';
-import { conninfoValue, startWalReceiver, type WalReceiver } from './pipeline/wal-receiver.ts';
+import {
+  conninfoValue,
+  offServerHistory,
+  startWalReceiver,
+  type WalReceiver,
+} from './pipeline/wal-receiver.ts';
 import { scanSpool, seedPartial, spoolHasWal, validExtent } from './pipeline/wal-spool.ts';
 import { copyObject } from './replicate.ts';
 import type { Environment } from './ports/environment.ts';
@@ -624,6 +629,7 @@ class ArchiveRun {
   async startReceiver(): Promise<void> {
     const region = this.deps.plan.regions[this.input.region]!;
     const segmentSize = this.segmentSize!;
+    if (this.spoolOffHistory && !(await this.leaveSpoolTimeline())) return;
     if (!spoolHasWal(this.spool)) {
       // Resume where the archive ends; on a first start, where the slot holds WAL from (the redo
       // point of the last checkpoint). Always on the server's current timeline: the walsender
@@ -668,6 +674,7 @@ class ArchiveRun {
       this.nextReceiverStart = Date.now() + Math.min(30_000, 1000 * 2 ** Math.min(this.receiverFailures, 5));
       log.warn(`WAL archiver of ${this.input.database}: pg_receivewal stopped: ${this.receiverError}`);
       if (/has already been removed/.test(exit.stderr)) this.restartAtSlot();
+      else if (offServerHistory(exit.stderr)) this.spoolOffHistory = true;
     });
   }
 
@@ -684,6 +691,41 @@ class ArchiveRun {
     this.nextReceiverStart = 0;
   }
   lastArchivedBeforeReseed: string | undefined;
+
+  /**
+   * pg_receivewal resumes from the spool's newest file, and that file is on no timeline of the
+   * primary's history. Store everything the spool holds (completed segments as such, partials as
+   * partials), then stream on the primary's current timeline from what the slot holds; segments
+   * in between are in storage already or reported as a gap. False while storage is down: the
+   * spool is kept until its WAL is stored.
+   */
+  async leaveSpoolTimeline(): Promise<boolean> {
+    await this.drain();
+    try {
+      for (const p of scanSpool(this.spool, this.segmentSize!).partials)
+        await this.uploadPartial(p as WalFile & { segment: string }, true);
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+      this.storageDown(err.message);
+    }
+    if (spoolHasWal(this.spool)) {
+      this.nextReceiverStart = Date.now() + RETRY_STORAGE_MS;
+      return false;
+    }
+    const wal = await this.control!.query<{ walfile: string }>(
+      `select pg_walfile_name(pg_current_wal_lsn()) as walfile`,
+    );
+    const from = this.timeline;
+    this.timeline = timelineOf(wal.rows[0]!.walfile);
+    log.warn(
+      `WAL archiver of ${this.input.database}: the spool's WAL is on no timeline of the primary's history (${this.receiverError ?? ''}); stored it and streaming on timeline ${this.timeline}${from !== this.timeline ? ` (was ${from})` : ''} from the slot`,
+    );
+    this.restartAtSlot();
+    this.spoolOffHistory = false;
+    this.result.spoolTimelineLeft = (this.result.spoolTimelineLeft ?? 0) + 1;
+    return true;
+  }
+  spoolOffHistory = false;
 
   watchReceiver(now: number): void {
     if (this.receiver && now - this.receiver.startedAt >= RECEIVER_STABLE_MS) {
@@ -893,6 +935,7 @@ class ArchiveRun {
       segmentsArchived: this.result.segmentsArchived,
       partialsUploaded: this.result.partialsUploaded,
       lastPartialLsn: this.result.lastPartial?.upToLsn,
+      ...(this.result.spoolTimelineLeft ? { spoolTimelineLeft: this.result.spoolTimelineLeft } : {}),
       spoolSegments,
       storageReachable: this.storageReachable,
       receiverRunning: this.receiver?.running() ?? false,

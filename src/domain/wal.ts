@@ -248,6 +248,11 @@ export interface ArchiveWalResult {
   partialsUploaded: number;
   lastPartial?: { segment: string; upToLsn: string; at: string };
   historyFilesUploaded: number[];
+  /**
+   * Times the spool's WAL was on no timeline of the primary's history (it outlived a failover or
+   * a rebuilt primary): stored, then streaming went on on the primary's timeline from the slot.
+   */
+  spoolTimelineLeft?: number;
   gaps: WalGap[];
   storage: { reachable: boolean; error?: string };
   receiver: { running: boolean; error?: string };
@@ -262,6 +267,8 @@ export interface ArchiveWalProgress {
   segmentsArchived: number;
   partialsUploaded: number;
   lastPartialLsn?: string;
+  /** As in ArchiveWalResult: the spool's WAL was on no timeline of the primary's history. */
+  spoolTimelineLeft?: number;
   spoolSegments: number;
   storageReachable: boolean;
   receiverRunning: boolean;

@@ -23,6 +23,7 @@ import {
   nextSegment,
   segmentOfLsn,
   type ArchiveWalProgress,
+  type ArchiveWalResult,
   type WalArchiverStatus,
 } from '../../src/domain/wal.ts';
 import { startS3Server, stopS3Server } from '../../src/stack/s3-server.ts';
@@ -50,6 +51,7 @@ describe('WAL archiver on the local stack', () => {
   let planFile: string;
   let tmp: string;
   let spool: string;
+  let planName: string;
   let admin: pg.Client;
   let load: WriteLoad;
   const deliveries: { event: string; title: string; text: string }[] = [];
@@ -116,6 +118,7 @@ describe('WAL archiver on the local stack', () => {
       },
     });
     planFile = archiving.planFile;
+    planName = archiving.plan.name;
     store = createObjectStore(archiving.plan.storage.primary, stack.env);
 
     admin = await connectPrimary(stack);
@@ -420,6 +423,60 @@ describe('WAL archiver on the local stack', () => {
     const stop = await runCli(['archiver', 'stop', '--database', DB, '-f', planFile], stack.env);
     assert.equal(stop.code, 0, stop.stderr);
     assert.match(stop.stdout, /^stopped\. WAL archiver of orders .*: stopped since/);
+  });
+
+  it('started on a spool whose WAL is on a timeline the primary never had, stores that WAL and goes on on the primary’s timeline', async () => {
+    // A spool that outlived the primary's history (seen after days of failovers): its newest file,
+    // the one pg_receivewal resumes from, is on timeline 32, which pg_receivewal asks for over and
+    // over without this.
+    const dir = path.join(spool, planName, DB);
+    const positions = [...fs.readdirSync(dir), ...(await storedSegments())]
+      .filter((n) => /^[0-9A-F]{24}(\.partial)?$/.test(n))
+      .map((n) => segmentNumber(n.slice(0, 24)));
+    const stale = `00000020${nextSegment(`00000001${(await currentSegment(admin)).slice(8)}`, SEG).slice(8)}`;
+    assert.ok(segmentNumber(stale) > Math.max(...positions), 'the planted file is the newest');
+    const held = Buffer.alloc(SEG);
+    held.fill(0xab, 0, 8192);
+    const planted = path.join(dir, `${stale}.partial`);
+    fs.writeFileSync(planted, held, { mode: 0o600 });
+
+    const start = await runCli(['archiver', 'start', '--database', DB, '-f', planFile], stack.env);
+    assert.equal(start.code, 0, start.stderr);
+    await waitFor(async () => (await status()).phase === 'archiving', 20_000, 'archiving');
+    await waitFor(() => !fs.existsSync(planted), 30_000, 'the planted partial gone from the spool');
+    await admin.query(
+      `insert into wal_archiver_load (payload) select md5(g::text) from generate_series(1, 5000) g`,
+    );
+    const lastWritten = (
+      await admin.query<{ walfile: string }>('select pg_walfile_name(pg_switch_wal()) as walfile')
+    ).rows[0]!.walfile;
+    let segments: string[] = [];
+    await waitFor(
+      async () => (segments = await storedSegments()).includes(lastWritten),
+      30_000,
+      `${lastWritten} stored`,
+    );
+    assertContiguous(segments);
+    assert.deepEqual((await status()).gaps, [], 'no gap: the slot held everything since the last segment');
+    const kept = (await storedPartials()).find((p) => p.segment === stale);
+    assert.ok(kept, `what ${stale}.partial held is stored`);
+    assert.equal(sha256(breakGlass(await store.get(kept.key), tmp, stack)), sha256(held), 'byte for byte');
+    // Said by the run that left the timeline: in its result once it has ended (the first run of a
+    // start ends once streaming is steady), until then in its heartbeat, which reaches the server
+    // at most every 16 s (80 % of the 20 s heartbeat timeout).
+    const left = async () => {
+      const ended = (await handle.fetchHistory()).events!.flatMap((e) => {
+        const payload = e.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
+        return payload ? [defaultPayloadConverter.fromPayload<ArchiveWalResult>(payload)] : [];
+      });
+      const beat = (await handle.describe()).raw.pendingActivities?.find(
+        (a) => a.activityType?.name === 'archiveWal',
+      )?.heartbeatDetails?.payloads?.[0];
+      const live = beat ? defaultPayloadConverter.fromPayload<ArchiveWalProgress>(beat) : undefined;
+      return [...ended, live].reduce((n, r) => n + (r?.spoolTimelineLeft ?? 0), 0);
+    };
+    await waitFor(async () => (await left()) === 1, 30_000, 'a run says it left the spool’s timeline, once');
+    assert.equal(receiversOn(spool).length, 1, 'one receiver streaming');
   });
 });
 

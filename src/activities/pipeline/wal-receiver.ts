@@ -116,3 +116,16 @@ function stopOrphan(spool: string): void {
 export function conninfoValue(value: string): string {
   return /^[A-Za-z0-9_./:-]+$/.test(value) ? value : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
+
+/**
+ * Whether pg_receivewal refused to resume from its directory's newest file because that file is
+ * on no timeline of the server's history: a timeline the server does not know, one whose history
+ * file it no longer has, a branch it left before that position, or a position past its end. It
+ * happens when a spool outlives the primary's history (failovers, a rebuilt or restored primary)
+ * and, left alone, repeats at every restart.
+ */
+export function offServerHistory(stderr: string): boolean {
+  return /starting timeline \d+ is not present in the server|"TIMELINE_HISTORY"|is not in this server's history|is ahead of the WAL flush position/.test(
+    stderr,
+  );
+}
