@@ -140,6 +140,8 @@ export type WalAlertKind =
   | 'gap'
   | 'slot-lost'
   | 'timeline-switch'
+  /** The spool's WAL was on no timeline of the primary's history: stored, then left (logged, kept). */
+  | 'spool-off-history'
   | 'receiver-down'
   | 'receiver-restored'
   | 'archiver-failing';
@@ -344,6 +346,11 @@ export function applyArchiveRun(status: WalArchiverStatus, run: ArchiveWalResult
       raise('timeline-switch', `WAL of ${db} moved from timeline ${status.timeline} to ${run.timeline}`);
     status.timeline = run.timeline;
   }
+  if (run.spoolTimelineLeft)
+    raise(
+      'spool-off-history',
+      `the WAL spool of ${db} was on no timeline of the primary's history (a failover or a rebuilt primary since it last streamed): what it held was stored, and streaming went on on timeline ${run.timeline ?? '?'} from slot ${run.slot.name}`,
+    );
   if (run.lastArchived) status.lastArchived = run.lastArchived;
   if (run.lastPartial) status.lastPartial = run.lastPartial;
   status.segmentsArchived += run.segmentsArchived;

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   applyArchiveRun,
+  NOTIFIED_ALERTS,
   continuity,
   initialArchiverStatus,
   lsnInSegment,
@@ -189,6 +190,28 @@ describe('archiver status', () => {
     );
     assert.deepEqual(alerts.map((a) => a.kind).sort(), ['gap', 'slot-lost', 'timeline-switch']);
     assert.equal(s.gaps.length, 1);
+  });
+
+  it('keeps, without a webhook, that the spool was left for the primary’s timeline', () => {
+    const s = initialArchiverStatus('orders', '2026-01-01T00:00:00Z');
+    applyArchiveRun(s, run(), '2026-01-01T00:00:10Z');
+    const alerts = applyArchiveRun(s, run({ spoolTimelineLeft: 1 }), '2026-01-01T00:00:20Z');
+    assert.deepEqual(
+      alerts.map((a) => a.kind),
+      ['spool-off-history'],
+    );
+    assert.match(
+      alerts[0]!.text,
+      /no timeline of the primary's history.*timeline 1 from slot lifeboat_wal_orders/,
+    );
+    assert.equal(s.alerts.at(-1)?.kind, 'spool-off-history');
+    assert.equal(NOTIFIED_ALERTS.includes('spool-off-history'), false);
+    assert.equal(s.phase, 'archiving');
+    assert.deepEqual(
+      applyArchiveRun(s, run(), '2026-01-01T00:00:30Z'),
+      [],
+      'said once, by the run that left it',
+    );
   });
 
   it('keeps a bounded list of alerts', () => {
