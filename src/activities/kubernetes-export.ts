@@ -31,7 +31,7 @@ import type { Environment } from './ports/environment.ts';
 import type { KubernetesCluster } from './ports/kubernetes-cluster.ts';
 import type { ObjectStore } from './ports/object-store.ts';
 import type { StorageLocationName } from './storage.ts';
-import { sealWal } from './wal.ts';
+import { sealWal } from './wal-seal.ts';
 
 export interface KubernetesExportInput {
   database: string;

@@ -20,7 +20,7 @@ import {
   type KubernetesExportInput,
 } from '../../src/activities/kubernetes-export.ts';
 import { objectName, objectNamingKey } from '../../src/activities/kubernetes-object-names.ts';
-import { sealWal } from '../../src/activities/wal.ts';
+import { sealWal } from '../../src/activities/wal-seal.ts';
 import { createKubernetesCluster } from '../../src/activities/ports/kubernetes-cluster.ts';
 import { createObjectStore, type ObjectStore } from '../../src/activities/ports/object-store.ts';
 import type { FullBackupResult } from '../../src/domain/backup.ts';
