@@ -99,6 +99,20 @@ describe('WAL archiver on the local stack', () => {
       .filter((p) => p.m)
       .map((p) => ({ key: p.key, segment: p.m![1]!, upTo: parseLsn(`${p.m![2]}/${p.m![3]}`) }));
 
+  /** Completes the segment being written and waits until it is in storage. */
+  const switchUntilStored = async (ms: number) => {
+    const lastWritten = (
+      await admin.query<{ walfile: string }>('select pg_walfile_name(pg_switch_wal()) as walfile')
+    ).rows[0]!.walfile;
+    let segments: string[] = [];
+    await waitFor(
+      async () => (segments = await storedSegments()).includes(lastWritten),
+      ms,
+      `${lastWritten} stored`,
+    );
+    return { lastWritten, segments };
+  };
+
   before(async () => {
     stack = await ensureStack();
     connection = await Connection.connect({ address: stack.layout.temporal.address });
@@ -337,15 +351,7 @@ describe('WAL archiver on the local stack', () => {
     // The run is retried after its heartbeat timeout (20 s) on the new worker.
     await waitFor(() => receiversOn(spool).length === 1, 40_000, 'a receiver again');
     await load.stop();
-    const lastWritten = (
-      await admin.query<{ walfile: string }>('select pg_walfile_name(pg_switch_wal()) as walfile')
-    ).rows[0]!.walfile;
-    let segments: string[] = [];
-    await waitFor(
-      async () => (segments = await storedSegments()).includes(lastWritten),
-      30_000,
-      `${lastWritten} stored`,
-    );
+    const { lastWritten, segments } = await switchUntilStored(30_000);
     assertContiguous(segments);
     assert.deepEqual(receiversOn(spool).length, 1, 'one receiver, never two');
     // At or past it: autovacuum of the load table goes on writing WAL after the load stops and may
@@ -400,15 +406,7 @@ describe('WAL archiver on the local stack', () => {
     assert.match(start.stdout, /WAL archiver of orders started: wal-archiver-orders/);
     handle = client.workflow.getHandle(workflowIds.walArchiver(DB));
     await waitFor(async () => (await status()).phase === 'archiving', 20_000, 'archiving');
-    const lastWritten = (
-      await admin.query<{ walfile: string }>('select pg_walfile_name(pg_switch_wal()) as walfile')
-    ).rows[0]!.walfile;
-    let segments: string[] = [];
-    await waitFor(
-      async () => (segments = await storedSegments()).includes(lastWritten),
-      20_000,
-      `${lastWritten} stored`,
-    );
+    const { lastWritten, segments } = await switchUntilStored(20_000);
     assert.ok(segments.length > archived.length);
     assertContiguous(segments);
     const s = await status();
@@ -446,15 +444,7 @@ describe('WAL archiver on the local stack', () => {
     await admin.query(
       `insert into wal_archiver_load (payload) select md5(g::text) from generate_series(1, 5000) g`,
     );
-    const lastWritten = (
-      await admin.query<{ walfile: string }>('select pg_walfile_name(pg_switch_wal()) as walfile')
-    ).rows[0]!.walfile;
-    let segments: string[] = [];
-    await waitFor(
-      async () => (segments = await storedSegments()).includes(lastWritten),
-      30_000,
-      `${lastWritten} stored`,
-    );
+    const { segments } = await switchUntilStored(30_000);
     assertContiguous(segments);
     assert.deepEqual((await status()).gaps, [], 'no gap: the slot held everything since the last segment');
     const kept = (await storedPartials()).find((p) => p.segment === stale);
