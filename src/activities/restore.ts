@@ -26,11 +26,11 @@ import {
   type WalListing,
 } from '../domain/restore.ts';
 import { processAlive, ToolError } from './pipeline/child.ts';
-import { binaries } from './pipeline/binaries.ts';
+import { binaries, installHint } from './pipeline/binaries.ts';
 import { extractBaseBackup, type ExtractResult } from './pipeline/extract.ts';
 import { requireEnv, type Environment } from './ports/environment.ts';
 import type { ObjectStore } from './ports/object-store.ts';
-import { connectPostgres } from './ports/postgres.ts';
+import { connectPostgres, type SqlClient } from './ports/postgres.ts';
 import type { StorageLocationName } from './storage.ts';
 import { locate, readCatalogEither, readingOrder, readWalListingEither } from './read-either.ts';
 import { startWalPrefetcher, writeWalFetchSidecar } from './restore-wal-fetch.ts';
@@ -245,7 +245,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
         if (err instanceof ToolError && err.notFound)
           throw new LifeboatError(
             'InvalidInput',
-            `${err.message} on this worker: a restore needs curl, age and bsdtar (Debian: apt-get install curl age libarchive-tools), or LIFEBOAT_CURL / LIFEBOAT_AGE / LIFEBOAT_BSDTAR naming them`,
+            `${err.message} on this worker: a restore needs curl, age and bsdtar (${installHint(['curl', 'age', 'bsdtar'])})`,
           );
         if (err instanceof ToolError && err.tool === 'curl') throw curlError(err, `downloading ${base.key}`);
         throw new LifeboatError('Unreachable', `downloading ${base.key}: ${(err as Error).message}`);
@@ -397,7 +397,7 @@ export function createRestoreActivities(deps: RestoreDeps) {
         input.target.kind === 'latest' || fs.existsSync(path.join(sidecar, 'end-of-archive'));
       // One connection for the polls, opened again only after an error: a new one every 25 ms
       // would cost the server a backend start and authentication each time.
-      let poller: Awaited<ReturnType<typeof connectPostgres>> | undefined;
+      let poller: SqlClient | undefined;
       const dropPoller = () => {
         void poller?.end().catch(() => undefined);
         poller = undefined;
@@ -460,21 +460,21 @@ export function createRestoreActivities(deps: RestoreDeps) {
           const reached = state && (!state.inRecovery || (input.action === 'pause' && state.paused));
           if (state && reached) {
             const promoted = !state.inRecovery;
-            const achieved = await withServer(input.port, 'postgres', async (c) => {
-              if (promoted) await c.query('checkpoint');
-              const r = await c.query<{ lsn: string | null; ts: Date | null; tli: number }>(
-                `select pg_last_wal_replay_lsn()::text as lsn, pg_last_xact_replay_timestamp() as ts,
+            // On the connection the poll just used: it answered, so it is open.
+            const c = poller!;
+            if (promoted) await c.query('checkpoint');
+            const r = await c.query<{ lsn: string | null; ts: Date | null; tli: number }>(
+              `select pg_last_wal_replay_lsn()::text as lsn, pg_last_xact_replay_timestamp() as ts,
                       (select timeline_id from pg_control_checkpoint()) as tli`,
-              );
-              const row = r.rows[0]!;
-              return {
-                lsn: row.lsn ?? '0/0',
-                lastTransactionTime: row.ts ? row.ts.toISOString() : null,
-                timeline: row.tli,
-                state: promoted ? ('promoted' as const) : ('paused' as const),
-                reachedEndOfArchive: endOfArchive,
-              };
-            });
+            );
+            const row = r.rows[0]!;
+            const achieved = {
+              lsn: row.lsn ?? '0/0',
+              lastTransactionTime: row.ts ? row.ts.toISOString() : null,
+              timeline: row.tli,
+              state: promoted ? ('promoted' as const) : ('paused' as const),
+              reachedEndOfArchive: endOfArchive,
+            };
             return { achieved, replayMs: Date.now() - started };
           }
           // A local server and a cheap query on an open connection: polling often keeps the
@@ -592,11 +592,12 @@ export function createRestoreActivities(deps: RestoreDeps) {
     },
   };
 
-  /** A client to the restored server over 127.0.0.1 as the plan's user of the source region. */
+  /** The restored server over 127.0.0.1, as the plan's user of the source region. */
   function serverConnection(port: number): PostgresConnection {
     return { ...restoredConnection(deps.plan), host: '127.0.0.1', port, sslMode: 'disable' };
   }
 
+  /** A client to the restored server for `fn`, closed afterwards. */
   async function withServer<T>(
     port: number,
     dbname: string,

@@ -73,6 +73,12 @@ const RECEIVER_DOWN_REPORT_MS = 15_000;
 /** Spools in use by a run in this worker process: two runs on one spool would corrupt it. */
 const activeSpools = new Set<string>();
 
+/** The timeline the primary writes on now. */
+async function primaryTimeline(c: SqlClient): Promise<number> {
+  const r = await c.query<{ walfile: string }>(`select pg_walfile_name(pg_current_wal_lsn()) as walfile`);
+  return timelineOf(r.rows[0]!.walfile);
+}
+
 /** The plan's primary storage location, where the archive is written. */
 export function primaryStore(deps: WalActivityDeps): ObjectStore {
   const store = deps.stores.primary;
@@ -333,12 +339,9 @@ export class ArchiveRun {
       const f = facts.rows[0]!;
       if (f.recovery)
         throw new Error(`${region.postgres.host}:${region.postgres.port} is in recovery, not a primary`);
-      const wal = await c.query<{ walfile: string }>(
-        `select pg_walfile_name(pg_current_wal_lsn()) as walfile`,
-      );
       this.versionNum = f.vnum;
       this.segmentSize = Number(f.seg);
-      this.timeline = timelineOf(wal.rows[0]!.walfile);
+      this.timeline = await primaryTimeline(c);
       await c.query(
         `select pg_create_physical_replication_slot($1, true)
            where not exists (select from pg_replication_slots where slot_name = $1)`,
@@ -493,11 +496,8 @@ export class ArchiveRun {
       this.nextReceiverStart = Date.now() + RETRY_STORAGE_MS;
       return false;
     }
-    const wal = await this.control!.query<{ walfile: string }>(
-      `select pg_walfile_name(pg_current_wal_lsn()) as walfile`,
-    );
     const from = this.timeline;
-    this.timeline = timelineOf(wal.rows[0]!.walfile);
+    this.timeline = await primaryTimeline(this.control!);
     log.warn(
       `WAL archiver of ${this.input.database}: the spool's WAL is on no timeline of the primary's history (${this.receiverError ?? ''}); stored it and streaming on timeline ${this.timeline}${from !== this.timeline ? ` (was ${from})` : ''} from the slot`,
     );

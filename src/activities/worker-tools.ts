@@ -5,25 +5,17 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Finding } from '../domain/doctor.ts';
-import { binaries, type Binaries } from './pipeline/binaries.ts';
+import { binaries, installHint, TOOLS, type Binaries } from './pipeline/binaries.ts';
 import type { Environment } from './ports/environment.ts';
 
 const run = promisify(execFile);
-
-/** The Debian package of each tool, and the variable that names another binary. */
-const INSTALL: Record<keyof Binaries, { debian: string; env: string }> = {
-  zstd: { debian: 'zstd', env: 'LIFEBOAT_ZSTD' },
-  age: { debian: 'age', env: 'LIFEBOAT_AGE' },
-  curl: { debian: 'curl', env: 'LIFEBOAT_CURL' },
-  bsdtar: { debian: 'libarchive-tools', env: 'LIFEBOAT_BSDTAR' },
-};
 
 export function createWorkerToolActivities(deps: { env: Environment }) {
   return {
     async checkWorkerTools(input: { region: string }): Promise<Finding> {
       const tools = binaries(deps.env);
       const answers = await Promise.all(
-        (Object.keys(INSTALL) as (keyof Binaries)[]).map(async (tool) => {
+        (Object.keys(TOOLS) as (keyof Binaries)[]).map(async (tool) => {
           try {
             const { stdout, stderr } = await run(tools[tool], ['--version'], { timeout: 10_000 });
             const version = /v?\d+\.\d+(\.\d+)?/.exec(`${stdout}\n${stderr}`)?.[0] ?? '(no version)';
@@ -34,7 +26,7 @@ export function createWorkerToolActivities(deps: { env: Environment }) {
             return {
               tool,
               ok: false,
-              text: `${tool} ${why} (${tools[tool]}; Debian: apt-get install ${INSTALL[tool].debian}, or ${INSTALL[tool].env} naming it)`,
+              text: `${tool} ${why} (${tools[tool]}; ${installHint([tool])})`,
             };
           }
         }),

@@ -10,11 +10,20 @@ export interface Binaries {
   bsdtar: string;
 }
 
+/** Each tool's variable naming another binary, and the Debian package that installs it. */
+export const TOOLS: Record<keyof Binaries, { env: string; debian: string }> = {
+  zstd: { env: 'LIFEBOAT_ZSTD', debian: 'zstd' },
+  age: { env: 'LIFEBOAT_AGE', debian: 'age' },
+  curl: { env: 'LIFEBOAT_CURL', debian: 'curl' },
+  bsdtar: { env: 'LIFEBOAT_BSDTAR', debian: 'libarchive-tools' },
+};
+
 export function binaries(env: Environment): Binaries {
-  return {
-    zstd: env.LIFEBOAT_ZSTD ?? 'zstd',
-    age: env.LIFEBOAT_AGE ?? 'age',
-    curl: env.LIFEBOAT_CURL ?? 'curl',
-    bsdtar: env.LIFEBOAT_BSDTAR ?? 'bsdtar',
-  };
+  const found = (tool: keyof Binaries) => env[TOOLS[tool].env] ?? tool;
+  return { zstd: found('zstd'), age: found('age'), curl: found('curl'), bsdtar: found('bsdtar') };
+}
+
+/** What to do about missing tools: the packages to install, or the variables to set. */
+export function installHint(tools: (keyof Binaries)[]): string {
+  return `Debian: apt-get install ${tools.map((t) => TOOLS[t].debian).join(' ')}, or ${tools.map((t) => TOOLS[t].env).join(' / ')} naming ${tools.length === 1 ? 'it' : 'them'}`;
 }
