@@ -17,11 +17,10 @@
 #      - `pgbackrest restore --type=time --target=T --target-action=promote` (process-max 2) into
 #        a temp dir, then `pg_ctl start -w` and polling until pg_is_in_recovery() is false.
 #   4. Both restores are checked to hold the same pgbench_history row count (same point).
-#   Before the timed rounds the page cache is filled (BENCH_WARM=0 skips it, see warm_memory).
+#   Before the timed rounds the page cache is filled (BENCH_WARM=0 skips it, see bench/warm-memory.sh).
 # Prints one table and writes it to bench/results/restore-<date>.md; cleans up unless --keep.
 set -euo pipefail
 rounds=${BENCH_ROUNDS:-2}
-warm=${BENCH_WARM:-1}
 here=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 cd "$here"
 . bench/setup.sh "$@"
@@ -130,30 +129,8 @@ sql "select pg_drop_replication_slot('$slot')" >/dev/null
 sync
 
 # ---------------------------------------------------------------------------------------------
-# The machine's free memory is filled with page cache before anything is timed. This VM's balloon
-# reports free pages to the hypervisor, which takes them back, and touching such a page again costs
-# about 2 s of system CPU per GiB (reading 4 GiB into fresh memory: 8.9 s; into recycled page
-# cache: 0.36 s). A restore writes 1.5 GB into the page cache, so on fresh memory it paid ~3 s more,
-# a single writer (bsdtar) more than two (pgBackRest's processes), and the rounds after the first
-# minutes, once memory had filled, ran on recycled pages instead. A host that has run for a while
-# has its memory full of page cache: both tools are timed in that state. A sparse file as large as
-# the free memory is read once (holes read as zero pages: no disk used) and kept until the end; the
-# restores reclaim its clean pages.
-warm_note="page cache not filled first (BENCH_WARM=0): rounds may run on memory the hypervisor took back"
-warm_memory() {
-  local free_kb before after
-  free_kb=$(awk '/^MemFree:/ {print $2}' /proc/meminfo)
-  before=$(date +%s.%N)
-  truncate -s "${free_kb}K" "$work/warm"
-  cat "$work/warm" >/dev/null
-  after=$(date +%s.%N)
-  warm_note="page cache filled first: $((free_kb / 1024)) MiB free read into it in $(echo "scale=1; ($after - $before) / 1" | bc) s, MemFree $(($(awk '/^MemFree:/ {print $2}' /proc/meminfo) / 1024)) MiB after"
-  echo "   $warm_note"
-}
-if ((warm)); then
-  echo "== filling the page cache"
-  warm_memory
-fi
+. bench/warm-memory.sh
+warm_memory
 
 # ---------------------------------------------------------------------------------------------
 # Each restore stops its server and syncs (its files stay until the end, see below), and the
