@@ -156,15 +156,7 @@ bound() {
 rows=()
 lb_sum=0 lb_stream_sum=0 pgbr_sum=0 pgbr_verify_sum=0 bound_sum=0
 for ((round = 1; round <= rounds; round++)); do
-  if ((round % 2)); then
-    order=Lifeboat
-    lifeboat_backup "$round"
-    pgbackrest_backup "$round"
-  else
-    order=pgBackRest
-    pgbackrest_backup "$round"
-    lifeboat_backup "$round"
-  fi
+  in_alternating_order "$round" lifeboat_backup pgbackrest_backup
   bound "$round"
   lb_sum=$(sum "$lb_sum" "$lb_wall")
   lb_stream_sum=$(sum "$lb_stream_sum" "$lb_stream")

@@ -186,15 +186,7 @@ rows=()
 lb_sum=0
 pgbr_sum=0
 for ((round = 1; round <= rounds; round++)); do
-  if ((round % 2)); then
-    order=Lifeboat
-    restore_lifeboat "$round"
-    restore_pgbackrest "$round"
-  else
-    order=pgBackRest
-    restore_pgbackrest "$round"
-    restore_lifeboat "$round"
-  fi
+  in_alternating_order "$round" restore_lifeboat restore_pgbackrest
   [[ $lb_rows == "$pgbr_rows" ]] || { echo "pgbench_history rows differ in round $round: Lifeboat $lb_rows, pgBackRest $pgbr_rows" >&2; exit 1; }
   lb_sum=$(echo "$lb_sum + $lb_wall" | bc)
   pgbr_sum=$(echo "$pgbr_sum + $pgbr_wall" | bc)

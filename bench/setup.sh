@@ -34,3 +34,19 @@ export PATH
 # The CLI and the workers talk to TEMPORAL_ADDRESS, else localhost:7233: without this line a
 # stack with a port offset would have its benchmark run on another stack's Temporal server.
 export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-$(node --disable-warning=ExperimentalWarning -e "import('./src/stack/layout.ts').then((m) => console.log(m.layoutFromEnv().temporal.address))")}
+
+# Runs round $1's two timed commands, Lifeboat's ($2) and pgBackRest's ($3), each given the round,
+# Lifeboat first in odd rounds and pgBackRest first in even ones, and sets `order` to who went
+# first: whichever ran just before the other changed how fast the other ran (the page cache).
+in_alternating_order() {
+  local round=$1 lifeboat=$2 pgbackrest=$3
+  if ((round % 2)); then
+    order=Lifeboat
+    "$lifeboat" "$round"
+    "$pgbackrest" "$round"
+  else
+    order=pgBackRest
+    "$pgbackrest" "$round"
+    "$lifeboat" "$round"
+  fi
+}
