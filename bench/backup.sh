@@ -62,8 +62,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-load() { uptime | sed 's/.*load average: //'; }
 mb() { echo "scale=1; $1 / 1000000" | bc; }
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +109,6 @@ pgbackrest_repo pgbackrest-bench
 warm_memory
 
 # ---------------------------------------------------------------------------------------------
-secs() { echo "scale=2; ($2 - $1) / 1" | bc; }
 sum() { echo "$1 + $2" | bc; }
 lifeboat_backup() {
   settle

@@ -71,9 +71,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-load() { uptime | sed 's/.*load average: //'; }
-secs() { echo "scale=1; ($2 - $1) / 1" | bc; }
 
 # ---------------------------------------------------------------------------------------------
 echo "== dataset (pgbench scale $scale + 3M md5 rows)"

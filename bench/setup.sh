@@ -5,7 +5,8 @@
 #   . bench/setup.sh "$@"    from the checkout's root
 #
 # Expects here (the checkout, also the current folder). Sets: scale (pgbench scale, default 60), keep (1 with --keep), state, db,
-# stack_plan, secrets, dataset; exports PATH and TEMPORAL_ADDRESS.
+# stack_plan, secrets, dataset; exports PATH and TEMPORAL_ADDRESS. Defines what both time with: now,
+# load, secs, and in_alternating_order (which tool goes first in a round).
 scale=60
 keep=0
 for a in "$@"; do
@@ -34,6 +35,11 @@ export PATH
 # The CLI and the workers talk to TEMPORAL_ADDRESS, else localhost:7233: without this line a
 # stack with a port offset would have its benchmark run on another stack's Temporal server.
 export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-$(node --disable-warning=ExperimentalWarning -e "import('./src/stack/layout.ts').then((m) => console.log(m.layoutFromEnv().temporal.address))")}
+
+now() { date +%s.%N; }
+load() { uptime | sed 's/.*load average: //'; }
+# Seconds from $1 to $2 (two `now`s), to the hundredth.
+secs() { echo "scale=2; ($2 - $1) / 1" | bc; }
 
 # Runs round $1's two timed commands, Lifeboat's ($2) and pgBackRest's ($3), each given the round,
 # Lifeboat first in odd rounds and pgBackRest first in even ones, and sets `order` to who went
